@@ -1,0 +1,8 @@
+//! vde-overlay: cross-host transports that carry Ethernet frames between
+//! vde switches (cryptcab, vxvde, udp).
+//!
+//! Each transport exposes a concrete frame endpoint (open, send frame,
+//! receive frame, close, state); the `vde` crate adapts it to its plug
+//! interface. Dependencies point one way: `vde` -> `vde-overlay` -> `vde-crypto`.
+
+pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;

@@ -1,0 +1,865 @@
+//! The switch core: ports, endpoints, VLAN membership, the MAC table and
+//! forwarding. A deterministic state machine in the style of quinn-proto:
+//! it touches no socket and no clock. Callers pass frames and `now`, and
+//! read back where each frame goes (`ingress` returns a slice of [`Out`])
+//! and what else happened (`poll_event`).
+//!
+//! Nothing here allocates per forwarded frame: the output list is a vector
+//! reused across calls and the MAC table is a fixed slab.
+
+pub mod bitset;
+pub mod mactable;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::errno::*;
+use crate::frame::{Frame, FrameError, Mac, TagOp, HEADER_LEN, TAG_LEN};
+use bitset::PortSet;
+use mactable::{Learn, MacTable};
+
+/// A port number (0 is the management port).
+pub type PortId = u32;
+/// An endpoint id chosen by the IO shell; the C switch uses the control
+/// connection's file descriptor, and prints it in `port/print`.
+pub type EndpointId = u32;
+
+/// VLAN number meaning "no untagged VLAN".
+pub const NO_VLAN: u16 = 4095;
+/// Highest VLAN that can be created.
+pub const MAX_VLAN: u16 = 4093;
+
+/// Static configuration of a switch.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Usable ports are 1..=numports.
+    pub numports: u32,
+    pub hub: bool,
+    pub hashsize: usize,
+    pub mac: Mac,
+    pub priority: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            numports: 32,
+            hub: false,
+            hashsize: 128,
+            mac: Mac([0x00, 0xff, 0, 0, 0, 1]),
+            priority: 0x8000,
+        }
+    }
+}
+
+/// Per-port traffic counters, as `port/print` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub pkts_in: u64,
+    pub bytes_in: u64,
+    pub pkts_out: u64,
+    pub bytes_out: u64,
+}
+
+/// Switch-wide counts of frames dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Shorter than the Ethernet header.
+    pub runt: u64,
+    /// Longer than 1518 bytes.
+    pub oversized: u64,
+    /// Arrived on a port that has no endpoint (a race with a disconnect).
+    pub no_port: u64,
+    /// 802.1Q EtherType with the tag cut off.
+    pub bad_tag: u64,
+    /// VLAN the port is not a member of, VID 4095, or no untagged VLAN.
+    pub vlan: u64,
+    /// Port not forwarding in the frame's VLAN.
+    pub not_forwarding: u64,
+    /// Known destination is the ingress port.
+    pub same_port: u64,
+    /// Source not learned because the MAC table is at its bound.
+    pub table_full: u64,
+}
+
+/// A client endpoint attached to a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    /// `unix prog` for control-socket clients, `tuntap` for tap devices.
+    pub module: &'static str,
+    pub descr: String,
+    /// The client's uid, from the kernel's peer credentials.
+    pub uid: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// Whether "any port" requests may take this port while it is inactive.
+    pub allocatable: bool,
+    /// Endpoints in attach order (printed newest first).
+    pub endpoints: Vec<Endpoint>,
+    pub untagged_vlan: u16,
+    pub counters: Counters,
+    /// Owner of the current endpoints.
+    pub cur_user: Option<u32>,
+    /// Access control (set with port/setuser, port/setgroup).
+    pub ac_user: Option<u32>,
+    pub ac_group: Option<u32>,
+}
+
+impl Port {
+    fn new(allocatable: bool) -> Self {
+        Port {
+            allocatable,
+            endpoints: Vec::new(),
+            untagged_vlan: 0,
+            counters: Counters::default(),
+            cur_user: None,
+            ac_user: None,
+            ac_group: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+}
+
+/// Membership of one VLAN.
+#[derive(Debug, Clone, Default)]
+pub struct Vlan {
+    /// Untagged members (ports whose untagged VLAN this is).
+    pub untagged: PortSet,
+    /// Tagged members.
+    pub tagged: PortSet,
+    /// Members that forward: active members (spanning tree permitting).
+    pub fwd: PortSet,
+}
+
+impl Vlan {
+    pub fn is_member(&self, p: PortId) -> bool {
+        self.untagged.contains(p) || self.tagged.contains(p)
+    }
+
+    /// All members (untagged and tagged) in port order.
+    pub fn members(&self) -> impl Iterator<Item = (PortId, bool)> + '_ {
+        let mut all = self.untagged.clone();
+        for p in self.tagged.iter() {
+            all.insert(p);
+        }
+        let tagged = &self.tagged;
+        all.iter()
+            .map(move |p| (p, tagged.contains(p)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+}
+
+/// Which port a client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRequest {
+    Any,
+    Port0,
+    Port(u32),
+}
+
+/// Something that happened in the core that the shell or the management
+/// sessions need to know about. Debug events are only produced for the
+/// categories switched on with [`Switch::set_debug_mask`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The shell must close this endpoint's sockets (port/epclose, port/remove).
+    CloseEndpoint(EndpointId),
+    /// A debug line for subscribers of `category` (see [`crate::mgmt::debug`]).
+    Debug { category: usize, text: String },
+}
+
+/// Debug categories, in the order the C switch lists them.
+pub const DBG_HASH_NEW: usize = 0;
+pub const DBG_HASH_DEL: usize = 1;
+pub const DBG_PORT_NEW: usize = 6;
+pub const DBG_PORT_DEL: usize = 7;
+pub const DBG_PORT_DESCR: usize = 8;
+pub const DBG_EP_NEW: usize = 9;
+pub const DBG_EP_DEL: usize = 10;
+
+/// Where a frame goes: a port and the tag change on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Out {
+    pub port: PortId,
+    pub op: TagOp,
+}
+
+/// Tunables of the MAC table, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashTimers {
+    pub gc_interval: u64,
+    pub expire: u64,
+    pub min_persistence: u64,
+}
+
+impl Default for HashTimers {
+    fn default() -> Self {
+        HashTimers {
+            gc_interval: 2,
+            expire: 100,
+            min_persistence: 3,
+        }
+    }
+}
+
+pub struct Switch {
+    cfg: Config,
+    start: Instant,
+    ports: Vec<Option<Port>>,
+    vlans: Vec<Option<Vlan>>,
+    macs: MacTable,
+    pub timers: HashTimers,
+    next_gc: u64,
+    out: Vec<Out>,
+    events: VecDeque<Event>,
+    debug_mask: u64,
+    pub drops: Drops,
+}
+
+impl Switch {
+    pub fn new(cfg: Config, now: Instant) -> Self {
+        let (hashsize, _) = mactable::round_hash_size(cfg.hashsize);
+        let nslots = cfg.numports as usize + 1;
+        let mut vlans: Vec<Option<Vlan>> = vec![None; 4096];
+        vlans[0] = Some(Vlan {
+            untagged: PortSet::with_ports(nslots),
+            tagged: PortSet::with_ports(nslots),
+            fwd: PortSet::with_ports(nslots),
+        });
+        let timers = HashTimers::default();
+        Switch {
+            ports: vec![None; nslots],
+            vlans,
+            macs: MacTable::new(hashsize),
+            next_gc: timers.gc_interval,
+            timers,
+            out: Vec::with_capacity(nslots),
+            events: VecDeque::new(),
+            debug_mask: 0,
+            drops: Drops::default(),
+            start: now,
+            cfg: Config { hashsize, ..cfg },
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whole seconds since the switch started (the C switch's "qtime").
+    pub fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
+    }
+
+    pub fn numports(&self) -> u32 {
+        self.cfg.numports
+    }
+
+    pub fn is_hub(&self) -> bool {
+        self.cfg.hub
+    }
+
+    pub fn port(&self, p: PortId) -> Option<&Port> {
+        self.ports.get(p as usize).and_then(|x| x.as_ref())
+    }
+
+    /// Allocated ports in order.
+    pub fn ports(&self) -> impl Iterator<Item = (PortId, &Port)> {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i as PortId, p)))
+    }
+
+    pub fn vlan(&self, v: u16) -> Option<&Vlan> {
+        self.vlans.get(v as usize).and_then(|x| x.as_ref())
+    }
+
+    pub fn vlans(&self) -> impl Iterator<Item = (u16, &Vlan)> {
+        self.vlans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i as u16, v)))
+    }
+
+    pub fn mac_table(&self) -> &MacTable {
+        &self.macs
+    }
+
+    /// Switches debug event production on for the categories whose bits
+    /// are set (the union of every session's subscriptions).
+    pub fn set_debug_mask(&mut self, mask: u64) {
+        self.debug_mask = mask;
+    }
+
+    /// Next thing the shell must act on.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn debug(&mut self, category: usize, text: impl FnOnce() -> String) {
+        if self.debug_mask & (1 << category) != 0 {
+            self.events.push_back(Event::Debug {
+                category,
+                text: text(),
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Timers
+
+    /// When [`Switch::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.start + Duration::from_secs(self.next_gc)
+    }
+
+    /// Runs the MAC table garbage collector if it is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let t = self.secs(now);
+        if t < self.next_gc {
+            return;
+        }
+        self.next_gc = t + self.timers.gc_interval.max(1);
+        let expire = self.timers.expire;
+        self.flush_macs(move |e| e.last_seen + expire < t);
+    }
+
+    fn flush_macs(&mut self, dead: impl FnMut(&mactable::EntryView) -> bool) {
+        let mut gone = Vec::new();
+        let want = self.debug_mask & (1 << DBG_HASH_DEL) != 0;
+        self.macs.retain(dead, |e| {
+            if want {
+                gone.push(e)
+            }
+        });
+        for e in gone {
+            self.debug(DBG_HASH_DEL, || hash_dbg(e.mac, e.vlan, e.port));
+        }
+    }
+
+    /// Flushes every MAC learned in the VLANs `port` belongs to (the C
+    /// switch's topology-change pseudo event on join, leave and setvlan).
+    fn flush_port_vlans(&mut self, port: PortId) {
+        let vl: Vec<u16> = self
+            .vlans()
+            .filter(|(_, v)| v.is_member(port))
+            .map(|(n, _)| n)
+            .collect();
+        if !vl.is_empty() {
+            self.flush_macs(|e| vl.contains(&e.vlan));
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Forwarding
+
+    /// Takes a frame that arrived on `port` and returns where it goes.
+    /// Counters are updated as the C switch does: IN before any VLAN
+    /// check, OUT once per destination port with the length sent.
+    pub fn ingress(&mut self, port: PortId, buf: &[u8], now: Instant) -> &[Out] {
+        self.out.clear();
+        let frame = match Frame::new_checked(buf) {
+            Ok(f) => f,
+            Err(FrameError::Runt(_)) => {
+                self.drops.runt += 1;
+                return &self.out;
+            }
+            Err(FrameError::Oversized(_)) => {
+                self.drops.oversized += 1;
+                return &self.out;
+            }
+        };
+        let len = frame.len() as u64;
+        let Some(p) = self.ports.get_mut(port as usize).and_then(|p| p.as_mut()) else {
+            self.drops.no_port += 1;
+            return &self.out;
+        };
+        p.counters.pkts_in += 1;
+        p.counters.bytes_in += len;
+        let untagged_vlan = p.untagged_vlan;
+
+        if self.cfg.hub {
+            for (i, q) in self.ports.iter_mut().enumerate().skip(1) {
+                if let Some(q) = q {
+                    if i as PortId != port {
+                        q.counters.pkts_out += 1;
+                        q.counters.bytes_out += len;
+                        self.out.push(Out {
+                            port: i as PortId,
+                            op: TagOp::Keep,
+                        });
+                    }
+                }
+            }
+            return &self.out;
+        }
+
+        let tagged_in = frame.is_tagged();
+        let vid = if tagged_in {
+            let Some(tci) = frame.tci() else {
+                self.drops.bad_tag += 1;
+                return &self.out;
+            };
+            let vid = tci & 0x0fff;
+            match self.vlans[vid as usize].as_ref() {
+                Some(v) if vid != NO_VLAN && v.is_member(port) => vid,
+                _ => {
+                    self.drops.vlan += 1;
+                    return &self.out;
+                }
+            }
+        } else {
+            if untagged_vlan == NO_VLAN {
+                self.drops.vlan += 1;
+                return &self.out;
+            }
+            untagged_vlan
+        };
+        if tagged_in && frame.len() < HEADER_LEN + TAG_LEN {
+            self.drops.bad_tag += 1;
+            return &self.out;
+        }
+        let Some(vlan) = self.vlans[vid as usize].as_ref() else {
+            self.drops.vlan += 1;
+            return &self.out;
+        };
+        if !vlan.fwd.contains(port) {
+            self.drops.not_forwarding += 1;
+            return &self.out;
+        }
+
+        let t = self.secs(now);
+        let src = frame.src();
+        if !src.is_multicast() {
+            match self
+                .macs
+                .learn(src, vid, port, t, self.timers.min_persistence)
+            {
+                Learn::New => self.debug(DBG_HASH_NEW, || hash_dbg(src, vid, port)),
+                Learn::Moved { from } | Learn::MoveRefused { stays: from } => {
+                    tracing::info!("MAC {src} moved from port {from} to port {port}");
+                }
+                Learn::TableFull => self.drops.table_full += 1,
+                Learn::Refreshed => {}
+            }
+        }
+
+        let dst = frame.dst();
+        let known = if dst.is_multicast() {
+            None
+        } else {
+            self.macs.lookup(dst, vid, t, self.timers.expire)
+        };
+        let vlan = self.vlans[vid as usize].as_ref().expect("checked above");
+        let op_for = |q: PortId| match (tagged_in, vlan.tagged.contains(q)) {
+            (true, true) | (false, false) => TagOp::Keep,
+            (true, false) => TagOp::Strip,
+            (false, true) => TagOp::Insert(vid),
+        };
+        match known {
+            Some(q) if q == port => self.drops.same_port += 1,
+            Some(q) if vlan.fwd.contains(q) => self.out.push(Out {
+                port: q,
+                op: op_for(q),
+            }),
+            _ => {
+                for q in vlan.fwd.iter() {
+                    if q != port {
+                        self.out.push(Out {
+                            port: q,
+                            op: op_for(q),
+                        });
+                    }
+                }
+            }
+        }
+        for o in &self.out {
+            if let Some(Some(q)) = self.ports.get_mut(o.port as usize) {
+                q.counters.pkts_out += 1;
+                q.counters.bytes_out += match o.op {
+                    TagOp::Keep => len,
+                    TagOp::Strip => len - TAG_LEN as u64,
+                    TagOp::Insert(_) => len + TAG_LEN as u64,
+                };
+            }
+        }
+        &self.out
+    }
+
+    // ---------------------------------------------------------------
+    // Endpoints
+
+    /// Attaches a new endpoint. Returns the port it got.
+    pub fn attach(&mut self, req: PortRequest, ep: Endpoint) -> Result<PortId, Errno> {
+        if self
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.endpoints.iter().any(|e| e.id == ep.id))
+        {
+            return Err(EEXIST);
+        }
+        let port = match req {
+            PortRequest::Port0 => 0,
+            PortRequest::Port(n) => {
+                if n == 0 || n > self.cfg.numports {
+                    return Err(EINVAL);
+                }
+                n
+            }
+            PortRequest::Any => (1..=self.cfg.numports)
+                .find(|&i| match &self.ports[i as usize] {
+                    None => true,
+                    Some(p) => !p.is_active() && p.allocatable,
+                })
+                .ok_or(ENOSPC)?,
+        };
+        if self.ports[port as usize].is_none() {
+            self.alloc_port(port, true);
+        }
+        let p = self.ports[port as usize].as_mut().expect("allocated above");
+        if p.is_active() {
+            if p.cur_user != ep.uid {
+                return Err(EADDRINUSE);
+            }
+        } else {
+            let allowed = match (p.ac_user, p.ac_group) {
+                (None, None) => true,
+                (u, _) => ep.uid == Some(0) || (u.is_some() && ep.uid == u),
+            };
+            if !allowed {
+                return Err(EPERM);
+            }
+            p.cur_user = ep.uid;
+        }
+        let first = !p.is_active();
+        let id = ep.id;
+        let descr = ep.descr.clone();
+        p.endpoints.push(ep);
+        if first {
+            self.set_active(port, true);
+        }
+        self.debug(DBG_EP_NEW, || format!("Port {port:02} FD {id:2}"));
+        self.debug(DBG_PORT_DESCR, || {
+            format!("Port {port:02} FD {id:2} -> \"{descr}\"")
+        });
+        Ok(port)
+    }
+
+    /// Detaches an endpoint (its client went away). Returns its port.
+    pub fn detach(&mut self, id: EndpointId) -> Option<PortId> {
+        let (port, p) = self.ports.iter_mut().enumerate().find_map(|(i, p)| {
+            p.as_mut()
+                .filter(|p| p.endpoints.iter().any(|e| e.id == id))
+                .map(|p| (i, p))
+        })?;
+        p.endpoints.retain(|e| e.id != id);
+        let last = p.endpoints.is_empty();
+        if last {
+            p.cur_user = None;
+        }
+        let port = port as PortId;
+        self.debug(DBG_EP_DEL, || format!("Port {port:02} FD {id:2}"));
+        if last {
+            self.set_active(port, false);
+            self.macs.retain(|e| e.port == port, |_| {});
+            self.debug(DBG_PORT_DEL, || format!("{port:02}"));
+        }
+        Some(port)
+    }
+
+    fn alloc_port(&mut self, port: PortId, allocatable: bool) {
+        self.ports[port as usize] = Some(Port::new(allocatable));
+        if let Some(v) = self.vlans[0].as_mut() {
+            v.untagged.insert(port);
+        }
+        self.debug(DBG_PORT_NEW, || format!("{port:02}"));
+    }
+
+    /// Marks a port active or inactive in the forwarding sets of its VLANs,
+    /// flushing their MAC tables as the C switch does on join and leave.
+    fn set_active(&mut self, port: PortId, active: bool) {
+        self.flush_port_vlans(port);
+        for v in self.vlans.iter_mut().flatten() {
+            if active && v.is_member(port) {
+                v.fwd.insert(port);
+            } else {
+                v.fwd.remove(port);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Management operations (each returns the C switch's errno on failure)
+
+    fn check_port(&self, p: i64) -> Result<PortId, Errno> {
+        if p < 0 || p > i64::from(self.cfg.numports) {
+            return Err(EINVAL);
+        }
+        Ok(p as PortId)
+    }
+
+    /// `port/create N`
+    pub fn port_create(&mut self, n: i64) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        if self.ports[p as usize].is_some() {
+            return Err(EEXIST);
+        }
+        self.alloc_port(p, false);
+        Ok(())
+    }
+
+    /// `port/createauto`: the lowest free port, not allocatable.
+    pub fn port_createauto(&mut self) -> Result<PortId, Errno> {
+        let p = (1..=self.cfg.numports)
+            .find(|&i| self.ports[i as usize].is_none())
+            .ok_or(ENOSPC)?;
+        self.alloc_port(p, false);
+        Ok(p)
+    }
+
+    /// `port/remove N`
+    pub fn port_remove(&mut self, n: i64) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        match &self.ports[p as usize] {
+            None => return Err(ENXIO),
+            Some(port) if port.is_active() => return Err(EADDRINUSE),
+            Some(_) => {}
+        }
+        self.ports[p as usize] = None;
+        for v in self.vlans.iter_mut().flatten() {
+            v.untagged.remove(p);
+            v.tagged.remove(p);
+            v.fwd.remove(p);
+        }
+        Ok(())
+    }
+
+    /// `port/allocatable N 0|1`
+    pub fn port_allocatable(&mut self, n: i64, flag: bool) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        let port = self.ports[p as usize].as_mut().ok_or(ENXIO)?;
+        port.allocatable = flag;
+        Ok(())
+    }
+
+    /// `port/epclose N ID`: detaches the endpoint and asks the shell to
+    /// close its sockets.
+    pub fn port_epclose(&mut self, n: i64, id: i64) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        let port = self.ports[p as usize].as_ref().ok_or(ENXIO)?;
+        let id = u32::try_from(id).map_err(|_| ENXIO)?;
+        if !port.endpoints.iter().any(|e| e.id == id) {
+            return Err(ENXIO);
+        }
+        self.detach(id);
+        self.events.push_back(Event::CloseEndpoint(id));
+        Ok(())
+    }
+
+    /// `port/resetcounter [N]`
+    pub fn port_resetcounter(&mut self, n: Option<i64>) -> Result<(), Errno> {
+        match n {
+            None => {
+                for p in self.ports.iter_mut().flatten() {
+                    p.counters = Counters::default();
+                }
+                Ok(())
+            }
+            Some(n) => {
+                let p = self.check_port(n)?;
+                let port = self.ports[p as usize].as_mut().ok_or(ENXIO)?;
+                port.counters = Counters::default();
+                Ok(())
+            }
+        }
+    }
+
+    /// `port/sethub 0|1`
+    pub fn set_hub(&mut self, hub: bool) {
+        self.cfg.hub = hub;
+    }
+
+    /// `port/setnumports N`: usable ports become 1..=N.
+    pub fn set_numports(&mut self, n: i64) -> Result<(), Errno> {
+        if n < 1 || n > i64::from(i32::MAX - 1) {
+            return Err(EINVAL);
+        }
+        let n = n as u32;
+        if self
+            .ports
+            .iter()
+            .enumerate()
+            .skip(n as usize + 1)
+            .any(|(_, p)| p.is_some())
+        {
+            return Err(EADDRINUSE);
+        }
+        let slots = n as usize + 1;
+        self.ports.resize(slots, None);
+        for v in self.vlans.iter_mut().flatten() {
+            v.untagged.resize(slots);
+            v.tagged.resize(slots);
+            v.fwd.resize(slots);
+        }
+        self.out = Vec::with_capacity(slots);
+        self.cfg.numports = n;
+        Ok(())
+    }
+
+    /// `port/setvlan N VLAN`: moves the port's untagged membership.
+    pub fn port_setvlan(&mut self, n: i64, vlan: i64) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        if !(0..=i64::from(NO_VLAN)).contains(&vlan) {
+            return Err(EINVAL);
+        }
+        let vlan = vlan as u16;
+        let port = self.ports[p as usize].as_ref().ok_or(ENXIO)?;
+        if vlan != NO_VLAN && self.vlans[vlan as usize].is_none() {
+            return Err(ENXIO);
+        }
+        let active = port.is_active();
+        let old = port.untagged_vlan;
+        self.flush_macs(|e| e.port == p);
+        if old != NO_VLAN {
+            if let Some(v) = self.vlans[old as usize].as_mut() {
+                v.untagged.remove(p);
+                if !v.tagged.contains(p) {
+                    v.fwd.remove(p);
+                }
+            }
+        }
+        if vlan != NO_VLAN {
+            let v = self.vlans[vlan as usize].as_mut().expect("checked above");
+            v.tagged.remove(p);
+            v.untagged.insert(p);
+            if active {
+                v.fwd.insert(p);
+            }
+        }
+        if let Some(port) = self.ports[p as usize].as_mut() {
+            port.untagged_vlan = vlan;
+        }
+        Ok(())
+    }
+
+    /// `vlan/create N`
+    pub fn vlan_create(&mut self, n: i64) -> Result<(), Errno> {
+        if !(1..=i64::from(MAX_VLAN)).contains(&n) {
+            return Err(EINVAL);
+        }
+        let slot = &mut self.vlans[n as usize];
+        if slot.is_some() {
+            return Err(EEXIST);
+        }
+        let slots = self.ports.len();
+        *slot = Some(Vlan {
+            untagged: PortSet::with_ports(slots),
+            tagged: PortSet::with_ports(slots),
+            fwd: PortSet::with_ports(slots),
+        });
+        Ok(())
+    }
+
+    /// `vlan/remove N`
+    pub fn vlan_remove(&mut self, n: i64) -> Result<(), Errno> {
+        if !(0..=i64::from(MAX_VLAN)).contains(&n) {
+            return Err(EINVAL);
+        }
+        let v = self.vlans[n as usize].as_ref().ok_or(ENXIO)?;
+        if !v.untagged.is_empty() || !v.tagged.is_empty() {
+            return Err(EADDRINUSE);
+        }
+        self.vlans[n as usize] = None;
+        Ok(())
+    }
+
+    /// `vlan/addport N PORT`: a tagged member.
+    pub fn vlan_addport(&mut self, n: i64, port: i64) -> Result<(), Errno> {
+        if !(0..=i64::from(MAX_VLAN)).contains(&n) {
+            return Err(EINVAL);
+        }
+        let p = self.check_port(port)?;
+        let active = self.ports[p as usize].as_ref().ok_or(ENXIO)?.is_active();
+        let v = self.vlans[n as usize].as_mut().ok_or(ENXIO)?;
+        if v.is_member(p) {
+            return Err(EEXIST);
+        }
+        v.tagged.insert(p);
+        if active {
+            v.fwd.insert(p);
+        }
+        let n = n as u16;
+        self.flush_macs(|e| e.vlan == n);
+        Ok(())
+    }
+
+    /// `vlan/delport N PORT`
+    pub fn vlan_delport(&mut self, n: i64, port: i64) -> Result<(), Errno> {
+        if !(0..=i64::from(MAX_VLAN)).contains(&n) {
+            return Err(EINVAL);
+        }
+        let p = self.check_port(port)?;
+        let untagged = self.ports[p as usize].as_ref().ok_or(ENXIO)?.untagged_vlan;
+        let v = self.vlans[n as usize].as_mut().ok_or(ENXIO)?;
+        if untagged == n as u16 {
+            return Err(EADDRINUSE);
+        }
+        if !v.tagged.contains(p) {
+            return Err(ENXIO);
+        }
+        v.tagged.remove(p);
+        v.fwd.remove(p);
+        self.flush_macs(|e| e.port == p);
+        Ok(())
+    }
+
+    /// `hash/setsize N`: rebuilds (and so flushes) the table. Returns the
+    /// size used and whether it had to be rounded up.
+    pub fn hash_setsize(&mut self, n: i64) -> Result<(usize, bool), Errno> {
+        if !(1..=1 << 24).contains(&n) {
+            return Err(EINVAL);
+        }
+        let (size, rounded) = mactable::round_hash_size(n as usize);
+        self.macs = MacTable::new(size);
+        self.cfg.hashsize = size;
+        Ok((size, rounded))
+    }
+
+    /// `port/setuser N uid|NONE` (None = unrestricted).
+    pub fn port_setuser(&mut self, n: i64, uid: Option<u32>) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        self.ports[p as usize].as_mut().ok_or(ENXIO)?.ac_user = uid;
+        Ok(())
+    }
+
+    /// `port/setgroup N gid|NONE` (None = unrestricted).
+    pub fn port_setgroup(&mut self, n: i64, gid: Option<u32>) -> Result<(), Errno> {
+        let p = self.check_port(n)?;
+        self.ports[p as usize].as_mut().ok_or(ENXIO)?.ac_group = gid;
+        Ok(())
+    }
+}
+
+/// The text of a hash/+ or hash/- debug line: VLAN printed low:high byte.
+fn hash_dbg(mac: Mac, vlan: u16, port: PortId) -> String {
+    format!(
+        "{mac} VLAN {:02x}:{:02x} Port {port}",
+        vlan & 0xff,
+        vlan >> 8
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! The management console as data (DESIGN principle 4): one command table
+//! ([`commands::TABLE`]) from which `help`, dispatch, prefix matching and
+//! the rc-file loader derive, and the exact response grammar of the C
+//! switch (protocol spec §5).
+
+pub mod commands;
+pub mod debug;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::core::Switch;
+use crate::errno::Errno;
+
+/// The prompt written after every command's output.
+pub const PROMPT: &str = "\nvde$ ";
+/// First line of a data block.
+pub const DATA_HEADER: &str = "0000 DATA END WITH '.'\n";
+/// What `logout` and `shutdown` write before the socket closes.
+pub const END_OF_SESSION: &str = "9999 END OF SESSION";
+/// Longest management line accepted; longer lines are refused with EINVAL.
+pub const MAX_LINE: usize = 4096;
+
+/// The two-line banner (also the head of `showinfo`).
+pub fn banner() -> String {
+    format!(
+        "VDE switch V.{} (vde-rs)\n(C) vde contributors, after Virtual Square's VDE (R. Davoli) - GPLv2\n",
+        crate::VERSION
+    )
+}
+
+/// Facts about the running switch that `showinfo` and friends print.
+#[derive(Debug, Clone)]
+pub struct SwitchInfo {
+    pub pid: u32,
+    pub started: Instant,
+    pub ctl_dir: PathBuf,
+    pub ctl_mode: u32,
+    pub mgmt: Option<(PathBuf, u32)>,
+}
+
+/// Counters kept by the IO shell, shown by the `stats` command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShellStats {
+    /// Control requests refused (bad magic/version/type, no port, ...).
+    pub bad_requests: u64,
+    /// Control connections that vanished or stalled before a request.
+    pub dropped_handshakes: u64,
+    /// Frames not delivered because an endpoint's socket was full.
+    pub tx_full: u64,
+    /// Frames not delivered because of another send error.
+    pub tx_error: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Management lines refused for being too long.
+    pub long_lines: u64,
+}
+
+/// One management session: the console, a -M connection, or an rc file.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// Debug categories this session subscribed to (bit per category).
+    pub debug: u64,
+    /// The stdin console (no `logout`).
+    pub console: bool,
+    /// Nesting depth of `load`.
+    pub depth: u32,
+}
+
+/// What the shell must do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    #[default]
+    None,
+    /// Close this session after writing the output.
+    Logout,
+    /// Write the output, then stop the switch.
+    Shutdown,
+}
+
+/// Everything a command handler may touch.
+pub struct Ctx<'a> {
+    pub sw: &'a mut Switch,
+    pub now: Instant,
+    pub info: &'a SwitchInfo,
+    pub stats: &'a ShellStats,
+    pub session: &'a mut Session,
+    pub action: Action,
+}
+
+/// Output of one command line.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub text: String,
+    pub action: Action,
+}
+
+/// Splits a raw line the way the C switch does: one trailing `\n` removed
+/// (a `\r` stays), leading blanks skipped.
+fn trim_line(line: &str) -> &str {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    line.trim_start_matches([' ', '\t'])
+}
+
+/// Runs one command line and returns what to write back (without the
+/// prompt: the caller adds it where the session has one).
+pub fn execute(ctx: &mut Ctx<'_>, line: &str) -> Reply {
+    let line = trim_line(line);
+    let mut text = String::new();
+    if line.is_empty() || line.starts_with('#') {
+        return Reply::default();
+    }
+    let Some(cmd) = commands::find(line) else {
+        status(&mut text, Err(crate::errno::ENOSYS));
+        return Reply {
+            text,
+            action: Action::None,
+        };
+    };
+    let args = line[cmd.path.len()..].trim_start_matches([' ', '\t']);
+    let commands::Kind::Cmd { with_file, handler } = cmd.kind else {
+        unreachable!("find returns commands only")
+    };
+    let mut data = String::new();
+    let r = handler(ctx, args, &mut data);
+    if with_file {
+        text.push_str(DATA_HEADER);
+        text.push_str(&data);
+        text.push_str(".\n");
+    } else {
+        text.push_str(&data);
+    }
+    match ctx.action {
+        Action::None => status(&mut text, r),
+        Action::Logout | Action::Shutdown => text.push_str(END_OF_SESSION),
+    }
+    Reply {
+        text,
+        action: std::mem::take(&mut ctx.action),
+    }
+}
+
+/// Appends the status line for a result.
+pub fn status(out: &mut String, r: Result<(), Errno>) {
+    match r {
+        Ok(()) => out.push_str("1000 Success\n"),
+        Err(e) => out.push_str(&format!("1{:03} {}\n", e.0, e.text())),
+    }
+}
+
+/// Splits a byte stream into command lines, refusing lines longer than
+/// [`MAX_LINE`]. Keeps the partial last line between calls.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    overlong: bool,
+}
+
+/// One item cut from the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Command(String),
+    /// A line over the limit was discarded.
+    TooLong,
+}
+
+impl LineBuffer {
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<Line>) {
+        for &b in data {
+            if b == b'\n' {
+                if self.overlong {
+                    out.push(Line::TooLong);
+                } else {
+                    self.buf.push(b'\n');
+                    out.push(Line::Command(
+                        String::from_utf8_lossy(&self.buf).into_owned(),
+                    ));
+                }
+                self.buf.clear();
+                self.overlong = false;
+            } else if self.buf.len() >= MAX_LINE {
+                self.overlong = true;
+                self.buf.clear();
+            } else if !self.overlong {
+                self.buf.push(b);
+            }
+        }
+    }
+
+    /// The unterminated rest at end of stream.
+    pub fn finish(&mut self, out: &mut Vec<Line>) {
+        if self.overlong {
+            out.push(Line::TooLong);
+        } else if !self.buf.is_empty() {
+            out.push(Line::Command(
+                String::from_utf8_lossy(&self.buf).into_owned(),
+            ));
+        }
+        self.buf.clear();
+        self.overlong = false;
+    }
+}
+
+/// Parses an integer the way C's `atoi` does: optional blanks and sign,
+/// leading digits, anything else ignored; garbage is 0.
+pub fn atoi(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .take(18)
+        .collect();
+    let v: i64 = digits.parse().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// Parses one integer the way `sscanf("%i")` does (decimal, 0x hex,
+/// leading-0 octal). Returns the value and the unparsed rest.
+pub fn scan_int(s: &str) -> Option<(i64, &str)> {
+    let s = s.trim_start();
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits_at) = if body.starts_with("0x") || body.starts_with("0X") {
+        (16, 2)
+    } else if body.starts_with('0') {
+        (8, 0)
+    } else {
+        (10, 0)
+    };
+    let digits = &body[digits_at..];
+    let n = digits.chars().take_while(|c| c.is_digit(radix)).count();
+    if n == 0 {
+        if radix == 16 {
+            // "0x" with no hex digits: sscanf reads the 0
+            return Some((0, &body[1..]));
+        }
+        return None;
+    }
+    let v = i64::from_str_radix(&digits[..n.min(18)], radix).ok()?;
+    Some((if neg { -v } else { v }, &digits[n..]))
+}
+
+/// Scans exactly `N` integers (`%i %i ...`); `None` if fewer parse.
+pub fn scan_ints<const N: usize>(s: &str) -> Option<[i64; N]> {
+    let mut out = [0; N];
+    let mut rest = s;
+    for v in out.iter_mut() {
+        let (x, r) = scan_int(rest)?;
+        *v = x;
+        rest = r;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

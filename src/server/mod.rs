@@ -1,0 +1,527 @@
+//! The IO shell of the switch: one thread, one mio poll loop, the control
+//! socket, the data sockets (batched with recvmmsg/sendmmsg), management
+//! sessions, the stdin console and signals. All decisions are the core's
+//! ([`crate::core::Switch`]) and the console's ([`crate::mgmt`]).
+
+mod data;
+mod mgmt_io;
+pub mod setup;
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::core::{Config, EndpointId, Event, PortId, Switch};
+use crate::mgmt::{self, Action, Ctx, Session, ShellStats, SwitchInfo};
+pub use setup::SetupError;
+
+const CTL: Token = Token(0);
+const MGMT: Token = Token(1);
+const SIGNALS: Token = Token(2);
+const STDIN: Token = Token(3);
+/// Slab entries use tokens from here on: `FIRST + 2*i` for the entry's
+/// stream, `FIRST + 2*i + 1` for an endpoint's data socket.
+const FIRST: usize = 16;
+
+/// A control connection that has not sent its request yet gets this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the loop wakes up for housekeeping with nothing else to do.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Everything the switch needs to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub ctl_dir: PathBuf,
+    /// Mode of the control socket and data sockets.
+    pub ctl_mode: u32,
+    pub dir_mode: u32,
+    pub group: Option<u32>,
+    pub mgmt: Option<PathBuf>,
+    pub mgmt_mode: u32,
+    pub mgmt_group: Option<u32>,
+    /// Read commands from stdin and exit at its end.
+    pub console: bool,
+    pub rcfile: Option<PathBuf>,
+    pub config: Config,
+}
+
+enum Conn {
+    /// A control connection waiting for its request.
+    Pending {
+        stream: mio::net::UnixStream,
+        buf: Vec<u8>,
+        since: Instant,
+    },
+    Endpoint(data::Endpoint),
+    Mgmt(mgmt_io::MgmtConn),
+}
+
+pub struct Server {
+    poll: Poll,
+    sw: Switch,
+    info: SwitchInfo,
+    stats: ShellStats,
+    opts: Options,
+    ctl: mio::net::UnixListener,
+    mgmt: Option<mio::net::UnixListener>,
+    signals: std::os::fd::OwnedFd,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    /// Slab indices of the endpoints of each port.
+    port_eps: Vec<Vec<usize>>,
+    data: data::DataPath,
+    console: Option<mgmt_io::Console>,
+    stopping: bool,
+}
+
+impl Server {
+    /// Creates the control directory and sockets; nothing runs yet.
+    pub fn bind(opts: Options) -> Result<Server, SetupError> {
+        let ctl_dir = setup::make_ctl_dir(&opts.ctl_dir, opts.dir_mode, opts.group)?;
+        let ctl = setup::listen(&ctl_dir.join("ctl"), opts.ctl_mode, opts.group)?;
+        let mgmt = match &opts.mgmt {
+            Some(p) => Some(setup::listen(p, opts.mgmt_mode, opts.mgmt_group)?),
+            None => None,
+        };
+        let io_err = |err: io::Error| SetupError::Bind {
+            path: ctl_dir.clone(),
+            err,
+        };
+        let poll = Poll::new().map_err(io_err)?;
+        let signals = crate::sys::signalfd_for_termination().map_err(io_err)?;
+        let now = Instant::now();
+        let sw = Switch::new(opts.config.clone(), now);
+        let info = SwitchInfo {
+            pid: std::process::id(),
+            started: now,
+            ctl_dir: ctl_dir.clone(),
+            ctl_mode: opts.ctl_mode,
+            mgmt: opts.mgmt.as_ref().map(|p| (absolute(p), opts.mgmt_mode)),
+        };
+        let nports = sw.numports() as usize + 1;
+        let mut opts = opts;
+        opts.ctl_dir = ctl_dir;
+        Ok(Server {
+            poll,
+            sw,
+            info,
+            stats: ShellStats::default(),
+            opts,
+            ctl,
+            mgmt,
+            signals,
+            conns: Vec::new(),
+            free: Vec::new(),
+            port_eps: vec![Vec::new(); nports],
+            data: data::DataPath::new(),
+            console: None,
+            stopping: false,
+        })
+    }
+
+    /// The canonical control directory.
+    pub fn ctl_dir(&self) -> &Path {
+        &self.opts.ctl_dir
+    }
+
+    /// Runs until `shutdown`, a signal, or (with the console) end of stdin.
+    pub fn run(mut self) -> io::Result<()> {
+        let reg = self.poll.registry();
+        reg.register(&mut self.ctl, CTL, Interest::READABLE)?;
+        if let Some(m) = self.mgmt.as_mut() {
+            reg.register(m, MGMT, Interest::READABLE)?;
+        }
+        reg.register(
+            &mut SourceFd(&self.signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        if let Some(rc) = self.opts.rcfile.clone() {
+            self.run_rcfile(&rc);
+        }
+        if self.opts.console {
+            let waker = Waker::new(self.poll.registry(), STDIN)?;
+            self.console = Some(mgmt_io::Console::start(waker));
+        }
+        let mut events = Events::with_capacity(256);
+        while !self.stopping {
+            let now = Instant::now();
+            let timeout = if self.data.has_backlog() {
+                Duration::ZERO
+            } else {
+                self.sw
+                    .poll_timeout()
+                    .saturating_duration_since(now)
+                    .min(TICK)
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                self.dispatch(
+                    ev.token(),
+                    ev.is_readable() || ev.is_read_closed(),
+                    ev.is_writable(),
+                );
+                if self.stopping {
+                    break;
+                }
+            }
+            self.run_backlog();
+            let now = Instant::now();
+            self.sw.handle_timeout(now);
+            self.expire_handshakes(now);
+            self.deliver_events();
+        }
+        self.cleanup();
+        Ok(())
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
+        match token {
+            CTL => self.accept_ctl(),
+            MGMT => self.accept_mgmt(),
+            SIGNALS => {
+                if let Some(sig) = crate::sys::read_signal(&self.signals) {
+                    tracing::warn!("caught signal {sig}, cleaning up and exiting");
+                    self.stopping = true;
+                }
+            }
+            STDIN => self.console_input(),
+            Token(t) if t >= FIRST => {
+                let idx = (t - FIRST) / 2;
+                if (t - FIRST) % 2 == 1 {
+                    self.data_ready(idx);
+                } else {
+                    self.stream_ready(idx, readable, writable);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // -----------------------------------------------------------------
+    // Slab of connections
+
+    fn insert(&mut self, c: Conn) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.conns[i] = Some(c);
+                i
+            }
+            None => {
+                self.conns.push(Some(c));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, idx: usize) -> Option<Conn> {
+        let c = self.conns.get_mut(idx)?.take()?;
+        self.free.push(idx);
+        Some(c)
+    }
+
+    fn stream_token(idx: usize) -> Token {
+        Token(FIRST + 2 * idx)
+    }
+
+    fn data_token(idx: usize) -> Token {
+        Token(FIRST + 2 * idx + 1)
+    }
+
+    // -----------------------------------------------------------------
+    // Control connections
+
+    fn accept_ctl(&mut self) {
+        loop {
+            match self.ctl.accept() {
+                Ok((stream, _)) => {
+                    let idx = self.insert(Conn::Pending {
+                        stream,
+                        buf: Vec::with_capacity(crate::ctl::MAX_REQUEST),
+                        since: Instant::now(),
+                    });
+                    if let Some(Conn::Pending { stream, .. }) = self.conns[idx].as_mut() {
+                        if let Err(e) = self.poll.registry().register(
+                            stream,
+                            Self::stream_token(idx),
+                            Interest::READABLE,
+                        ) {
+                            tracing::warn!("cannot watch control connection: {e}");
+                            self.remove(idx);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("accept on control socket: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stream_ready(&mut self, idx: usize, readable: bool, writable: bool) {
+        match self.conns.get(idx) {
+            Some(Some(Conn::Pending { .. })) => self.pending_ready(idx),
+            Some(Some(Conn::Endpoint(_))) => self.endpoint_ctl_ready(idx),
+            Some(Some(Conn::Mgmt(_))) => self.mgmt_ready(idx, readable, writable),
+            _ => {}
+        }
+    }
+
+    fn pending_ready(&mut self, idx: usize) {
+        let Some(Some(Conn::Pending { stream, buf, .. })) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let mut eof = false;
+        loop {
+            let mut chunk = [0u8; crate::ctl::MAX_REQUEST];
+            let room = crate::ctl::MAX_REQUEST - buf.len();
+            if room == 0 {
+                break;
+            }
+            match stream.read(&mut chunk[..room]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if buf.len() >= crate::ctl::needed(buf) {
+            if let Some(Conn::Pending {
+                mut stream, buf, ..
+            }) = self.remove(idx)
+            {
+                let _ = self.poll.registry().deregister(&mut stream);
+                self.handshake(stream, &buf);
+            }
+        } else if eof {
+            self.stats.dropped_handshakes += 1;
+            if let Some(Conn::Pending { mut stream, .. }) = self.remove(idx) {
+                let _ = self.poll.registry().deregister(&mut stream);
+            }
+        }
+    }
+
+    fn expire_handshakes(&mut self, now: Instant) {
+        let late: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Some(Conn::Pending { since, .. })
+                    if now.duration_since(*since) > HANDSHAKE_TIMEOUT =>
+                {
+                    Some(i)
+                }
+                _ => None,
+            })
+            .collect();
+        for i in late {
+            self.stats.dropped_handshakes += 1;
+            if let Some(Conn::Pending { mut stream, .. }) = self.remove(i) {
+                let _ = self.poll.registry().deregister(&mut stream);
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------
+    // Endpoints
+
+    fn endpoint_ctl_ready(&mut self, idx: usize) {
+        let Some(Some(Conn::Endpoint(ep))) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if ep.ctl_closed() {
+            let id = ep.id;
+            self.sw.detach(id);
+            self.close_endpoint(idx);
+        }
+    }
+
+    fn close_endpoint(&mut self, idx: usize) {
+        if let Some(Conn::Endpoint(mut ep)) = self.remove(idx) {
+            let reg = self.poll.registry();
+            let _ = reg.deregister(&mut ep.ctl);
+            let _ = reg.deregister(&mut SourceFd(&ep.data.as_raw_fd()));
+            let _ = std::fs::remove_file(&ep.path);
+            if let Some(list) = self.port_eps.get_mut(ep.port as usize) {
+                list.retain(|&i| i != idx);
+            }
+        }
+    }
+
+    fn endpoint_by_id(&self, id: EndpointId) -> Option<usize> {
+        self.conns
+            .iter()
+            .position(|c| matches!(c, Some(Conn::Endpoint(ep)) if ep.id == id))
+    }
+
+    fn data_ready(&mut self, idx: usize) {
+        let Some(Some(Conn::Endpoint(ep))) = self.conns.get(idx) else {
+            return;
+        };
+        let (fd, port) = (ep.data.as_raw_fd(), ep.port);
+        let mut sink = data::Sink {
+            conns: &mut self.conns,
+            port_eps: &self.port_eps,
+        };
+        self.data
+            .pump(idx, fd, port, &mut self.sw, &mut sink, &mut self.stats);
+    }
+
+    fn run_backlog(&mut self) {
+        for idx in self.data.take_backlog() {
+            self.data_ready(idx);
+        }
+    }
+
+    // -----------------------------------------------------------------
+    // Events from the core
+
+    fn deliver_events(&mut self) {
+        while let Some(ev) = self.sw.poll_event() {
+            match ev {
+                Event::CloseEndpoint(id) => {
+                    if let Some(idx) = self.endpoint_by_id(id) {
+                        self.close_endpoint(idx);
+                    }
+                }
+                Event::Debug { category, text } => {
+                    let line = mgmt::debug::line(category, &text);
+                    let bit = 1u64 << category;
+                    let mut dead = Vec::new();
+                    for (i, c) in self.conns.iter_mut().enumerate() {
+                        if let Some(Conn::Mgmt(m)) = c {
+                            if m.session.debug & bit != 0 && !m.queue(line.as_bytes()) {
+                                dead.push(i);
+                            }
+                        }
+                    }
+                    if let Some(con) = self.console.as_mut() {
+                        if con.session.debug & bit != 0 {
+                            con.write(line.as_bytes());
+                        }
+                    }
+                    for i in dead {
+                        self.close_mgmt(i);
+                    }
+                }
+            }
+        }
+        self.update_debug_mask();
+    }
+
+    fn update_debug_mask(&mut self) {
+        let mut mask = self.console.as_ref().map_or(0, |c| c.session.debug);
+        for c in self.conns.iter().flatten() {
+            if let Conn::Mgmt(m) = c {
+                mask |= m.session.debug;
+            }
+        }
+        self.sw.set_debug_mask(mask);
+    }
+
+    /// Runs a command line for a session and acts on what it asks.
+    fn execute(&mut self, session: &mut Session, line: &str) -> (String, Action) {
+        let now = Instant::now();
+        let mut ctx = Ctx {
+            sw: &mut self.sw,
+            now,
+            info: &self.info,
+            stats: &self.stats,
+            session,
+            action: Action::None,
+        };
+        let reply = mgmt::execute(&mut ctx, line);
+        let want = self.sw.numports() as usize + 1;
+        if self.port_eps.len() != want {
+            self.port_eps.resize(want, Vec::new());
+        }
+        if reply.action == Action::Shutdown {
+            self.stopping = true;
+        }
+        (reply.text, reply.action)
+    }
+
+    fn run_rcfile(&mut self, rc: &Path) {
+        let mut session = Session {
+            console: true,
+            ..Session::default()
+        };
+        let (text, _) = self.execute(&mut session, &format!("load {}", rc.display()));
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with('1') && !l.starts_with("1000"))
+        {
+            tracing::warn!("rc file {}: {line}", rc.display());
+        }
+        self.deliver_events();
+    }
+
+    fn cleanup(&mut self) {
+        for i in 0..self.conns.len() {
+            if matches!(self.conns[i], Some(Conn::Endpoint(_))) {
+                self.close_endpoint(i);
+            }
+        }
+        let _ = std::fs::remove_file(self.opts.ctl_dir.join("ctl"));
+        let _ = std::fs::remove_dir(&self.opts.ctl_dir);
+        if let Some(p) = &self.opts.mgmt {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Frames for a datagram socket the shell created for an endpoint.
+fn data_socket(ctl_dir: &Path, port: PortId, client: &Path) -> io::Result<(UnixDatagram, PathBuf)> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::UNIX, Type::DGRAM.nonblocking().cloexec(), None)?;
+    s.connect(&SockAddr::unix(client)?)?;
+    let path = ctl_dir.join(format!("{:03}.{}", port, s.as_raw_fd()));
+    let _ = std::fs::remove_file(&path);
+    s.bind(&SockAddr::unix(&path)?)?;
+    Ok((s.into(), path))
+}
+
+/// Writes as much of `buf` as the non-blocking stream takes; returns how
+/// much was written, or an error if the peer is gone.
+fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match stream.write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

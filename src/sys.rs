@@ -1,0 +1,188 @@
+//! The few system calls std does not wrap: batched datagram IO
+//! (`recvmmsg`/`sendmmsg`), peer credentials, signalfd and daemon(3).
+//! Every `unsafe` block of the crate lives here, each with its SAFETY note.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Receives up to `bufs.len()` datagrams in one call. Each buffer gets one
+/// datagram; `lens[i]` is its length (capped at the buffer size: a larger
+/// datagram is truncated, so callers size buffers one past the largest
+/// frame they accept). Returns how many were received.
+pub fn recv_batch<const N: usize>(
+    fd: RawFd,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    const MAX: usize = 64;
+    let n = bufs.len().min(lens.len()).min(MAX);
+    // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
+    // bytes are a valid value.
+    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdr: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        iov[i].iov_base = bufs[i].as_mut_ptr().cast();
+        iov[i].iov_len = N;
+        hdr[i].msg_hdr.msg_iov = &mut iov[i];
+        hdr[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdr[..n]` point at `iov[..n]`, which point at `bufs[..n]`,
+    // each valid for writes of N bytes; all live until the call returns.
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            hdr.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let r = r as usize;
+    for i in 0..r {
+        lens[i] = hdr[i].msg_len as usize;
+    }
+    Ok(r)
+}
+
+/// Sends each slice as one datagram on a connected socket, in one call.
+/// Returns how many were sent (an error only if the first one failed).
+pub fn send_batch(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
+    const MAX: usize = 64;
+    let n = frames.len().min(MAX);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: all-zero iovec/mmsghdr are valid values.
+    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdr: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        iov[i].iov_base = frames[i].as_ptr() as *mut libc::c_void;
+        iov[i].iov_len = frames[i].len();
+        hdr[i].msg_hdr.msg_iov = &mut iov[i];
+        hdr[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the headers point at iovecs describing live, readable slices;
+    // sendmmsg only reads them (and writes msg_len into `hdr`).
+    let r = unsafe { libc::sendmmsg(fd, hdr.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// The uid of the process at the other end of a unix stream socket.
+pub fn peer_uid(fd: &impl AsRawFd) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid, writable ucred and `len` holds its size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// Effective uid of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP for this thread (and the threads it
+/// starts afterwards) and returns a non-blocking signalfd that reports them.
+pub fn signalfd_for_termination() -> io::Result<OwnedFd> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; the calls only modify it and the
+    // calling thread's signal mask.
+    let fd = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: signalfd returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads one pending signal number from a signalfd, if any.
+pub fn read_signal(fd: &OwnedFd) -> Option<u32> {
+    // SAFETY: signalfd_siginfo is plain data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is a writable buffer of `size` bytes.
+    let r = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
+    (r == size as isize).then_some(info.ssi_signo)
+}
+
+/// Detaches from the terminal like daemon(0, 0): fork, setsid, chdir /,
+/// stdio to /dev/null. Must be called before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process is single-threaded, so forking is
+    // sound; daemon(3) has no other preconditions.
+    if unsafe { libc::daemon(0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+
+    #[test]
+    fn batch_send_and_receive() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let frames: Vec<Vec<u8>> = (0..5).map(|i| vec![i as u8; 20 + i]).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+        assert_eq!(send_batch(a.as_raw_fd(), &refs).unwrap(), 5);
+        let mut bufs = [[0u8; 24]; 8];
+        let mut lens = [0usize; 8];
+        assert_eq!(recv_batch(b.as_raw_fd(), &mut bufs, &mut lens).unwrap(), 5);
+        assert_eq!(&lens[..5], &[20, 21, 22, 23, 24]);
+        assert_eq!(&bufs[3][..23], &frames[3][..]);
+        // truncated datagrams report the buffer size
+        a.send(&[7u8; 100]).unwrap();
+        assert_eq!(recv_batch(b.as_raw_fd(), &mut bufs, &mut lens).unwrap(), 1);
+        assert_eq!(lens[0], 24);
+        let e = recv_batch(b.as_raw_fd(), &mut bufs, &mut lens).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn peer_credentials() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(peer_uid(&a).unwrap(), euid());
+    }
+}
