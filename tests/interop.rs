@@ -36,14 +36,24 @@ fn plug_exchange(kind: Impl) -> (String, Vec<Vec<u8>>) {
     let ctl = sw.ctl.display().to_string();
     let mut p1 = Plug::start(&["-D", "plug-one", &ctl]);
     let mut p2 = Plug::start(&["-D", "plug-two", &format!("{ctl}[7]")]);
-    assert!(wait_for(5, || sw.cmd("port/print").matches("plug-").count() == 2));
+    assert!(wait_for(5, || sw
+        .cmd("port/print")
+        .matches("plug-")
+        .count()
+        == 2));
     // broadcast one way, unicast back, several sizes
     let mut got = Vec::new();
     for (i, len) in [14usize, 60, 64, 1000, 1514, 1518].into_iter().enumerate() {
         p1.send(&frame(BCAST, mac(1), len, i as u8));
-        got.push(p2.recv(2000).unwrap_or_else(|| panic!("{kind:?}: broadcast of {len} bytes not delivered")));
+        got.push(
+            p2.recv(2000)
+                .unwrap_or_else(|| panic!("{kind:?}: broadcast of {len} bytes not delivered")),
+        );
         p2.send(&frame(mac(1), mac(2), len, 100 + i as u8));
-        got.push(p1.recv(2000).unwrap_or_else(|| panic!("{kind:?}: unicast of {len} bytes not delivered")));
+        got.push(
+            p1.recv(2000)
+                .unwrap_or_else(|| panic!("{kind:?}: unicast of {len} bytes not delivered")),
+        );
     }
     // nothing else arrives (no duplicates, no reflection)
     assert!(p1.drain(200).is_empty() && p2.drain(200).is_empty());
@@ -61,8 +71,14 @@ fn debian_vde_plug_through_our_switch() {
         assert_eq!(got[2 * i], frame(BCAST, mac(1), len, i as u8));
         assert_eq!(got[2 * i + 1], frame(mac(1), mac(2), len, 100 + i as u8));
     }
-    assert!(print.contains("Port 0007 untagged_vlan=0000 ACTIVE - Unnamed Allocatable"), "{print}");
-    assert!(print.contains("module unix prog   : plug-two user=root pid="), "{print}");
+    assert!(
+        print.contains("Port 0007 untagged_vlan=0000 ACTIVE - Unnamed Allocatable"),
+        "{print}"
+    );
+    assert!(
+        print.contains("module unix prog   : plug-two user=root pid="),
+        "{print}"
+    );
     // port 1 received 6 frames of 14+60+64+1000+1514+1518 bytes
     assert!(
         print.contains(" IN:  pkts          6          bytes                 4170"),
@@ -79,7 +95,10 @@ fn same_frames_and_counters_as_the_c_switch() {
     let (c_print, c) = plug_exchange(Impl::C);
     assert_eq!(ours, c, "frames delivered differ");
     let counters = |s: &str| -> Vec<String> {
-        s.lines().filter(|l| l.contains("pkts")).map(String::from).collect()
+        s.lines()
+            .filter(|l| l.contains("pkts"))
+            .map(String::from)
+            .collect()
     };
     assert_eq!(counters(&ours_print), counters(&c_print));
 }
@@ -120,7 +139,15 @@ fn qemu_attaches_and_shows_in_port_print() {
     let dir = TempDir::new("qemu");
     let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
     let mut q = Command::new("qemu-system-x86_64")
-        .args(["-machine", "none", "-nodefaults", "-display", "none", "-S", "-netdev"])
+        .args([
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-netdev",
+        ])
         .arg(format!("vde,id=n0,sock={},port=4", sw.ctl.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -132,11 +159,20 @@ fn qemu_attaches_and_shows_in_port_print() {
     let _ = q.kill();
     let _ = q.wait();
     assert!(seen, "QEMU never attached: {print}");
-    assert!(print.contains("Port 0004 untagged_vlan=0000 ACTIVE"), "{print}");
-    assert!(print.contains("module unix prog   : QEMU user=root pid="), "{print}");
+    assert!(
+        print.contains("Port 0004 untagged_vlan=0000 ACTIVE"),
+        "{print}"
+    );
+    assert!(
+        print.contains("module unix prog   : QEMU user=root pid="),
+        "{print}"
+    );
     // QEMU gone: its port goes inactive and its data socket is removed
     assert!(wait_for(5, || !sw.cmd("port/print").contains("QEMU")));
-    let files: Vec<_> = std::fs::read_dir(&sw.ctl).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(&sw.ctl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(files, vec![std::ffi::OsString::from("ctl")]);
 }
 
@@ -151,7 +187,15 @@ fn qemu_port_receives_broadcasts() {
     let dir = TempDir::new("qemu2");
     let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
     let mut q = Command::new("qemu-system-x86_64")
-        .args(["-machine", "none", "-nodefaults", "-display", "none", "-S", "-netdev"])
+        .args([
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-netdev",
+        ])
         .arg(format!("vde,id=n0,sock={}", sw.ctl.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -164,7 +208,8 @@ fn qemu_port_receives_broadcasts() {
         a.send(&frame(BCAST, mac(1), 60, i));
     }
     let ok = wait_for(5, || {
-        sw.cmd("port/print 1").contains(" OUT: pkts          5          bytes                  300")
+        sw.cmd("port/print 1")
+            .contains(" OUT: pkts          5          bytes                  300")
     });
     let stats = sw.cmd("stats");
     let _ = q.kill();

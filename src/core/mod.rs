@@ -569,9 +569,9 @@ impl Switch {
         let port = port as PortId;
         self.debug(DBG_EP_DEL, || format!("Port {port:02} FD {id:2}"));
         if last {
-            self.set_active(port, false);
-            self.macs.retain(|e| e.port == port, |_| {});
             self.debug(DBG_PORT_DEL, || format!("{port:02}"));
+            self.set_active(port, false);
+            self.flush_macs(|e| e.port == port);
         }
         Some(port)
     }
@@ -607,11 +607,11 @@ impl Switch {
         Ok(p as PortId)
     }
 
-    /// `port/create N`
+    /// `port/create N` (N = 0 picks the lowest free port, as in C).
     pub fn port_create(&mut self, n: i64) -> Result<(), Errno> {
         let p = self.check_port(n)?;
         if p == 0 {
-            return Err(EINVAL);
+            return self.port_createauto().map(|_| ());
         }
         if self.ports[p as usize].is_some() {
             return Err(EEXIST);

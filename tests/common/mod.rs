@@ -122,7 +122,9 @@ impl Switch {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let stdin = child.stdin.take();
-        let ok = wait_for(10, || ctl.join("ctl").exists() && UnixStream::connect(&mgmt).is_ok());
+        let ok = wait_for(10, || {
+            ctl.join("ctl").exists() && UnixStream::connect(&mgmt).is_ok()
+        });
         assert!(ok, "{kind:?} switch did not come up at {}", ctl.display());
         Switch {
             child,
@@ -163,7 +165,9 @@ pub struct Mgmt {
 impl Mgmt {
     pub fn connect(path: &Path) -> Mgmt {
         let stream = UnixStream::connect(path).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut m = Mgmt {
             stream,
             banner: String::new(),
@@ -225,7 +229,10 @@ impl Client {
             let n = ctl.read(&mut reply[got..])?;
             if n == 0 {
                 let _ = std::fs::remove_file(&path);
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "switch closed the control stream"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "switch closed the control stream",
+                ));
             }
             got += n;
         }
@@ -233,7 +240,12 @@ impl Client {
         let remote = PathBuf::from(std::ffi::OsStr::from_bytes(&remote));
         data.connect(&remote)?;
         data.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(Client { ctl, data, path, remote })
+        Ok(Client {
+            ctl,
+            data,
+            path,
+            remote,
+        })
     }
 
     pub fn send(&self, f: &[u8]) {
@@ -259,7 +271,12 @@ impl Client {
 
     /// The port number from the data socket name `NNN.F`.
     pub fn port(&self) -> u32 {
-        let name = self.remote.file_name().unwrap().to_string_lossy().into_owned();
+        let name = self
+            .remote
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         name.split('.').next().unwrap().parse().unwrap()
     }
 }
