@@ -176,6 +176,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        .with_level(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run() {
         eprintln!("vde_switch: {e:#}");

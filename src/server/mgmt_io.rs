@@ -1,9 +1,8 @@
 //! Management sessions on the -M socket and the stdin console.
 
-use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::sync::mpsc;
+use std::io::{self, IsTerminal, Read, Write};
 
-use mio::{Interest, Waker};
+use mio::Interest;
 
 use super::{write_some, Conn, Server, MGMT};
 use crate::mgmt::{self, Action, Line, LineBuffer, Session};
@@ -36,58 +35,30 @@ impl MgmtConn {
     }
 }
 
-/// The stdin console: a thread reads stdin (which may be a tty, a pipe or
-/// a file, and epoll cannot watch files) and wakes the loop.
+/// The stdin console. A thread copies stdin (a tty, a pipe or a file,
+/// and epoll cannot watch files) into a socket pair whose other end the
+/// loop watches like any management stream.
 pub struct Console {
-    rx: mpsc::Receiver<Option<String>>,
+    stream: mio::net::UnixStream,
+    lines: LineBuffer,
     pub session: Session,
     tty: bool,
 }
 
 impl Console {
-    pub fn start(waker: Waker) -> Console {
-        let (tx, rx) = mpsc::channel();
+    pub fn start() -> io::Result<Console> {
+        let (mut theirs, ours) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
         let tty = io::stdin().is_terminal();
         std::thread::Builder::new()
             .name("stdin".into())
             .spawn(move || {
-                let stdin = io::stdin();
-                let mut lock = stdin.lock();
-                loop {
-                    let mut line = Vec::new();
-                    // Bounded read: a line longer than MAX_LINE is read to
-                    // its end, discarded, and reported as too long.
-                    let r = (&mut lock)
-                        .take(mgmt::MAX_LINE as u64 + 1)
-                        .read_until(b'\n', &mut line);
-                    let mut msg = match r {
-                        Ok(0) | Err(_) => None,
-                        Ok(_) => Some(String::from_utf8_lossy(&line).into_owned()),
-                    };
-                    if line.len() > mgmt::MAX_LINE && line.last() != Some(&b'\n') {
-                        let mut rest = Vec::new();
-                        loop {
-                            rest.clear();
-                            match (&mut lock)
-                                .take(mgmt::MAX_LINE as u64)
-                                .read_until(b'\n', &mut rest)
-                            {
-                                Ok(0) | Err(_) => break,
-                                Ok(_) if rest.last() == Some(&b'\n') => break,
-                                Ok(_) => {}
-                            }
-                        }
-                        msg = Some("x".repeat(mgmt::MAX_LINE + 1));
-                    }
-                    let end = msg.is_none();
-                    if tx.send(msg).is_err() || waker.wake().is_err() || end {
-                        return;
-                    }
-                }
-            })
-            .expect("spawn stdin thread");
+                let _ = io::copy(&mut io::stdin().lock(), &mut theirs);
+                // dropping `theirs` tells the loop that stdin ended
+            })?;
         let con = Console {
-            rx,
+            stream: mio::net::UnixStream::from_std(ours),
+            lines: LineBuffer::default(),
             session: Session {
                 console: true,
                 ..Session::default()
@@ -95,7 +66,11 @@ impl Console {
             tty,
         };
         con.prompt();
-        con
+        Ok(con)
+    }
+
+    pub fn source(&mut self) -> &mut mio::net::UnixStream {
+        &mut self.stream
     }
 
     pub fn write(&self, b: &[u8]) {
@@ -248,35 +223,56 @@ impl Server {
     }
 
     pub(super) fn console_input(&mut self) {
-        loop {
+        let mut lines = Vec::new();
+        let mut eof = false;
+        {
             let Some(con) = self.console.as_mut() else {
                 return;
             };
-            let msg = match con.rx.try_recv() {
-                Ok(m) => m,
-                Err(_) => return,
-            };
-            let Some(line) = msg else {
-                tracing::warn!("EOF on stdin, cleaning up and exiting");
-                self.stopping = true;
+            let mut buf = [0u8; 4096];
+            loop {
+                match con.stream.read(&mut buf) {
+                    Ok(n) if n > 0 => con.lines.push(&buf[..n], &mut lines),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(_) | Err(_) => {
+                        con.lines.finish(&mut lines);
+                        eof = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for line in lines {
+            let Some(con) = self.console.as_mut() else {
                 return;
             };
             let mut session = std::mem::take(&mut con.session);
-            let (text, _) = if line.len() > mgmt::MAX_LINE {
-                self.stats.long_lines += 1;
-                ("1022 Invalid argument\n".to_string(), Action::None)
-            } else {
-                self.execute(&mut session, &line)
+            let (text, action) = match line {
+                Line::Command(l) => self.execute(&mut session, &l),
+                Line::TooLong => {
+                    self.stats.long_lines += 1;
+                    ("1022 Invalid argument\n".to_string(), Action::None)
+                }
             };
             if let Some(con) = self.console.as_mut() {
                 con.session = session;
             }
+            self.update_debug_mask();
             self.deliver_events();
             if let Some(con) = self.console.as_mut() {
                 con.write(text.as_bytes());
-                con.prompt();
+                if action == Action::None {
+                    con.prompt();
+                }
             }
-            self.update_debug_mask();
+            if self.stopping {
+                return;
+            }
+        }
+        if eof {
+            tracing::warn!("EOF on stdin, cleaning up and exiting");
+            self.stopping = true;
         }
     }
 }

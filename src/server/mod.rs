@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 
 use crate::core::{Config, EndpointId, Event, PortId, Switch};
 use crate::mgmt::{self, Action, Ctx, Session, ShellStats, SwitchInfo};
@@ -145,8 +145,11 @@ impl Server {
             self.run_rcfile(&rc);
         }
         if self.opts.console {
-            let waker = Waker::new(self.poll.registry(), STDIN)?;
-            self.console = Some(mgmt_io::Console::start(waker));
+            let mut con = mgmt_io::Console::start()?;
+            self.poll
+                .registry()
+                .register(con.source(), STDIN, Interest::READABLE)?;
+            self.console = Some(con);
         }
         let mut events = Events::with_capacity(256);
         while !self.stopping {
@@ -190,7 +193,7 @@ impl Server {
             MGMT => self.accept_mgmt(),
             SIGNALS => {
                 if let Some(sig) = crate::sys::read_signal(&self.signals) {
-                    tracing::warn!("caught signal {sig}, cleaning up and exiting");
+                    tracing::info!("caught signal {sig}, cleaning up and exiting");
                     self.stopping = true;
                 }
             }

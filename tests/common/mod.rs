@@ -239,6 +239,8 @@ impl Client {
         let remote = parse_reply(&reply).expect("valid reply");
         let remote = PathBuf::from(std::ffi::OsStr::from_bytes(&remote));
         data.connect(&remote)?;
+        // like libvdeplug4: the connected socket keeps working unlinked
+        let _ = std::fs::remove_file(&path);
         data.set_read_timeout(Some(Duration::from_millis(500)))?;
         Ok(Client {
             ctl,
