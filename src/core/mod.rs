@@ -299,6 +299,11 @@ impl Switch {
         self.debug_mask = mask;
     }
 
+    /// Whether [`Switch::poll_event`] has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Next thing the shell must act on.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

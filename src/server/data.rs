@@ -8,10 +8,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::Interest;
+use mio::{Interest, Registry, Token};
 
 use super::{data_socket, setup, write_some, Conn, Server};
 use crate::core::{EndpointId, PortId, Switch};
@@ -21,13 +21,85 @@ use crate::mgmt::ShellStats;
 use crate::sys;
 
 /// Frames received per system call.
-const BATCH: usize = 32;
+const BATCH: usize = 64;
 /// Receive buffers are one byte longer than the largest frame, so an
 /// oversized datagram shows up as oversized (and is dropped) instead of
 /// being silently truncated.
 const RX_BUF: usize = MAX_FRAME + 1;
 /// Batches taken from one socket before the others get their turn.
 const BUDGET: usize = 8;
+/// Frames an endpoint may have waiting for its socket to drain.
+const QUEUE: usize = 2 * BATCH;
+/// A source is paused while a destination it feeds has more than this
+/// queued, so that its next batch fits and nothing is lost.
+const HIGH_WATER: usize = QUEUE - BATCH;
+/// An endpoint whose socket has taken nothing for this long is stuck (a
+/// paused VM, a client that stopped reading): it no longer holds the
+/// others back, and what does not fit its queue is dropped.
+pub const STUCK: Duration = Duration::from_millis(200);
+/// How often paused sources are looked at again.
+pub const PAUSE_RECHECK: Duration = Duration::from_millis(20);
+
+const SLOT: usize = MAX_FRAME + TAG_LEN;
+
+/// Frames waiting for an endpoint's full socket: a fixed ring, allocated
+/// the first time the endpoint is congested.
+struct Ring {
+    slots: Box<[[u8; SLOT]; QUEUE]>,
+    lens: [usize; QUEUE],
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new() -> Box<Ring> {
+        Box::new(Ring {
+            slots: Box::new([[0; SLOT]; QUEUE]),
+            lens: [0; QUEUE],
+            head: 0,
+            len: 0,
+        })
+    }
+
+    /// Copies a frame in; false if the ring is full.
+    fn push(&mut self, f: &[u8]) -> bool {
+        if self.len == QUEUE {
+            return false;
+        }
+        let i = (self.head + self.len) % QUEUE;
+        self.slots[i][..f.len()].copy_from_slice(f);
+        self.lens[i] = f.len();
+        self.len += 1;
+        true
+    }
+
+    /// Sends queued frames until the socket is full or the ring empty.
+    /// Returns how many were sent.
+    fn drain(&mut self, fd: RawFd, stats: &mut ShellStats) -> usize {
+        let mut total = 0;
+        while self.len > 0 {
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            let n = self.len.min(BATCH).min(QUEUE - self.head);
+            for (j, f) in frames.iter_mut().enumerate().take(n) {
+                let i = self.head + j;
+                *f = &self.slots[i][..self.lens[i]];
+            }
+            let done = match sys::send_batch(fd, &frames[..n]) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    stats.tx_error += 1;
+                    1
+                }
+            };
+            self.head = (self.head + done) % QUEUE;
+            self.len -= done;
+            total += done;
+        }
+        total
+    }
+}
 
 /// A client attached to a port.
 pub struct Endpoint {
@@ -39,6 +111,12 @@ pub struct Endpoint {
     /// Frames of the current batch queued for this endpoint:
     /// (receive slot, send the re-tagged variant).
     txq: Vec<(u16, bool)>,
+    /// Frames waiting for the socket to drain.
+    ring: Option<Box<Ring>>,
+    /// Last time the socket took a frame.
+    last_progress: Instant,
+    /// Registered for writable events.
+    want_write: bool,
 }
 
 impl Endpoint {
@@ -57,12 +135,36 @@ impl Endpoint {
             }
         }
     }
+
+    fn queued(&self) -> usize {
+        self.ring.as_ref().map_or(0, |r| r.len)
+    }
+
+    /// Whether this endpoint should hold its sources back.
+    fn congested(&self, now: Instant) -> bool {
+        self.queued() > HIGH_WATER && now.duration_since(self.last_progress) < STUCK
+    }
+
+    /// Watches the data socket for writability only while frames wait.
+    fn update_interest(&mut self, registry: &Registry, token: Token) {
+        let want = self.queued() > 0;
+        if want != self.want_write {
+            self.want_write = want;
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = registry.reregister(&mut SourceFd(&self.data.as_raw_fd()), token, interest);
+        }
+    }
 }
 
 /// Where frames go: the connection slab and the port → endpoints map.
 pub struct Sink<'a> {
     pub conns: &'a mut Vec<Option<Conn>>,
     pub port_eps: &'a [Vec<usize>],
+    pub registry: &'a Registry,
 }
 
 /// Buffers reused for every batch: no allocation per frame.
@@ -70,10 +172,13 @@ pub struct DataPath {
     rx: Box<[[u8; RX_BUF]; BATCH]>,
     lens: [usize; BATCH],
     /// Re-tagged copies (tag stripped or inserted), built on demand.
-    var: Box<[[u8; MAX_FRAME + TAG_LEN]; BATCH]>,
+    var: Box<[[u8; SLOT]; BATCH]>,
     var_len: [usize; BATCH],
     dirty: Vec<usize>,
+    /// Sources that used up their budget: read again without waiting.
     backlog: Vec<usize>,
+    /// Sources held back by a congested destination: (source, destination).
+    paused: Vec<(usize, usize)>,
 }
 
 impl DataPath {
@@ -81,10 +186,11 @@ impl DataPath {
         DataPath {
             rx: Box::new([[0; RX_BUF]; BATCH]),
             lens: [0; BATCH],
-            var: Box::new([[0; MAX_FRAME + TAG_LEN]; BATCH]),
+            var: Box::new([[0; SLOT]; BATCH]),
             var_len: [0; BATCH],
             dirty: Vec::with_capacity(64),
             backlog: Vec::new(),
+            paused: Vec::new(),
         }
     }
 
@@ -92,13 +198,33 @@ impl DataPath {
         !self.backlog.is_empty()
     }
 
+    pub fn has_paused(&self) -> bool {
+        !self.paused.is_empty()
+    }
+
     pub fn take_backlog(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.backlog)
     }
 
+    /// Paused sources whose destination has drained (or is gone, or has
+    /// become stuck) go on.
+    pub fn resume_paused(&mut self, conns: &[Option<Conn>]) {
+        let now = Instant::now();
+        let backlog = &mut self.backlog;
+        self.paused.retain(|&(src, dst)| {
+            let still =
+                matches!(conns.get(dst), Some(Some(Conn::Endpoint(ep))) if ep.congested(now));
+            if !still && !backlog.contains(&src) {
+                backlog.push(src);
+            }
+            still
+        });
+    }
+
     /// Moves frames from endpoint `idx` (socket `fd`, on `port`) until its
-    /// socket is empty or its budget is spent (then it is put on the
-    /// backlog: mio is edge-triggered, so it must be revisited by hand).
+    /// socket is empty, its budget is spent (then it goes on the backlog:
+    /// mio is edge-triggered, so it must be revisited by hand), or a
+    /// destination is congested (then it is paused).
     pub fn pump(
         &mut self,
         idx: usize,
@@ -108,6 +234,11 @@ impl DataPath {
         sink: &mut Sink<'_>,
         stats: &mut ShellStats,
     ) {
+        if self.paused.iter().any(|&(s, _)| s == idx) {
+            // Held back: its frames wait in its socket (and its sender
+            // blocks) until the destination drains.
+            return;
+        }
         for _ in 0..BUDGET {
             let n = match sys::recv_batch(fd, &mut self.rx[..], &mut self.lens) {
                 Ok(n) => n,
@@ -142,7 +273,12 @@ impl DataPath {
                     }
                 }
             }
-            self.flush(sink, stats);
+            if let Some(dst) = self.flush(sink, stats, now) {
+                if !self.paused.iter().any(|&(s, _)| s == idx) {
+                    self.paused.push((idx, dst));
+                }
+                return;
+            }
             if n < BATCH {
                 return;
             }
@@ -150,7 +286,15 @@ impl DataPath {
         self.backlog.push(idx);
     }
 
-    fn flush(&mut self, sink: &mut Sink<'_>, stats: &mut ShellStats) {
+    /// Sends every endpoint its frames of the batch. Returns one that is
+    /// congested, if any (the source then pauses until it drains).
+    fn flush(
+        &mut self,
+        sink: &mut Sink<'_>,
+        stats: &mut ShellStats,
+        now: Instant,
+    ) -> Option<usize> {
+        let mut congested = None;
         for e in self.dirty.drain(..) {
             let Some(Some(Conn::Endpoint(ep))) = sink.conns.get_mut(e) else {
                 continue;
@@ -165,23 +309,61 @@ impl DataPath {
                     &self.rx[k][..self.lens[k]]
                 };
             }
+            ep.txq.clear();
             let fd = ep.data.as_raw_fd();
             let mut sent = 0;
-            while sent < q {
-                match sys::send_batch(fd, &frames[sent..q]) {
-                    Ok(m) => sent += m.max(1),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        stats.tx_full += (q - sent) as u64;
-                        break;
-                    }
-                    Err(_) => {
-                        stats.tx_error += 1;
-                        sent += 1;
+            if ep.queued() == 0 {
+                while sent < q {
+                    match sys::send_batch(fd, &frames[sent..q]) {
+                        Ok(m) => sent += m.max(1),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            stats.tx_error += 1;
+                            sent += 1;
+                        }
                     }
                 }
+                if sent > 0 {
+                    ep.last_progress = now;
+                }
             }
-            ep.txq.clear();
+            if sent < q {
+                // The socket is full: keep the rest in order behind what
+                // already waits, and drop only what does not fit.
+                let ring = ep.ring.get_or_insert_with(Ring::new);
+                for f in &frames[sent..q] {
+                    if !ring.push(f) {
+                        stats.tx_full += 1;
+                    }
+                }
+                if ring.drain(fd, stats) > 0 {
+                    ep.last_progress = now;
+                }
+            }
+            ep.update_interest(sink.registry, Server::data_token(e));
+            if ep.congested(now) {
+                congested = Some(e);
+            }
+        }
+        congested
+    }
+
+    /// The endpoint's socket has room again: sends what waits, and lets
+    /// the sources it held back go on once it is low enough.
+    pub fn writable(&mut self, idx: usize, sink: &mut Sink<'_>, stats: &mut ShellStats) {
+        let Some(Some(Conn::Endpoint(ep))) = sink.conns.get_mut(idx) else {
+            return;
+        };
+        let fd = ep.data.as_raw_fd();
+        if let Some(ring) = ep.ring.as_mut() {
+            if ring.drain(fd, stats) > 0 {
+                ep.last_progress = Instant::now();
+            }
+        }
+        ep.update_interest(sink.registry, Server::data_token(idx));
+        if ep.queued() <= HIGH_WATER {
+            self.resume_paused(sink.conns);
         }
     }
 }
@@ -261,6 +443,9 @@ impl Server {
             data,
             path,
             txq: Vec::with_capacity(BATCH),
+            ring: None,
+            last_progress: Instant::now(),
+            want_write: false,
         }));
         let Some(Some(Conn::Endpoint(ep))) = self.conns.get_mut(idx) else {
             unreachable!()

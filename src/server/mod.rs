@@ -32,6 +32,8 @@ const FIRST: usize = 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the loop wakes up for housekeeping with nothing else to do.
 const TICK: Duration = Duration::from_secs(1);
+/// How often stalled handshakes are looked for.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 /// Everything the switch needs to start.
 #[derive(Debug, Clone)]
@@ -77,6 +79,8 @@ pub struct Server {
     data: data::DataPath,
     console: Option<mgmt_io::Console>,
     stopping: bool,
+    last_recheck: Instant,
+    next_housekeeping: Instant,
 }
 
 impl Server {
@@ -121,6 +125,8 @@ impl Server {
             data: data::DataPath::new(),
             console: None,
             stopping: false,
+            last_recheck: now,
+            next_housekeeping: now,
         })
     }
 
@@ -156,6 +162,8 @@ impl Server {
             let now = Instant::now();
             let timeout = if self.data.has_backlog() {
                 Duration::ZERO
+            } else if self.data.has_paused() {
+                data::PAUSE_RECHECK
             } else {
                 self.sw
                     .poll_timeout()
@@ -177,10 +185,21 @@ impl Server {
                     break;
                 }
             }
-            self.run_backlog();
             let now = Instant::now();
-            self.sw.handle_timeout(now);
-            self.expire_handshakes(now);
+            if self.data.has_paused()
+                && now.duration_since(self.last_recheck) >= data::PAUSE_RECHECK
+            {
+                self.last_recheck = now;
+                self.data.resume_paused(&self.conns);
+            }
+            self.run_backlog();
+            if now >= self.next_housekeeping {
+                self.next_housekeeping = now + HOUSEKEEPING;
+                self.expire_handshakes(now);
+            }
+            if now >= self.sw.poll_timeout() {
+                self.sw.handle_timeout(now);
+            }
             self.deliver_events();
         }
         self.cleanup();
@@ -201,7 +220,12 @@ impl Server {
             Token(t) if t >= FIRST => {
                 let idx = (t - FIRST) / 2;
                 if (t - FIRST) % 2 == 1 {
-                    self.data_ready(idx);
+                    if writable {
+                        self.data_writable(idx);
+                    }
+                    if readable {
+                        self.data_ready(idx);
+                    }
                 } else {
                     self.stream_ready(idx, readable, writable);
                 }
@@ -384,9 +408,19 @@ impl Server {
         let mut sink = data::Sink {
             conns: &mut self.conns,
             port_eps: &self.port_eps,
+            registry: self.poll.registry(),
         };
         self.data
             .pump(idx, fd, port, &mut self.sw, &mut sink, &mut self.stats);
+    }
+
+    fn data_writable(&mut self, idx: usize) {
+        let mut sink = data::Sink {
+            conns: &mut self.conns,
+            port_eps: &self.port_eps,
+            registry: self.poll.registry(),
+        };
+        self.data.writable(idx, &mut sink, &mut self.stats);
     }
 
     fn run_backlog(&mut self) {
@@ -399,6 +433,9 @@ impl Server {
     // Events from the core
 
     fn deliver_events(&mut self) {
+        if !self.sw.has_events() {
+            return;
+        }
         while let Some(ev) = self.sw.poll_event() {
             match ev {
                 Event::CloseEndpoint(id) => {
