@@ -217,3 +217,81 @@ fn qemu_port_receives_broadcasts() {
     assert!(seen && ok, "{}", sw.cmd("port/print"));
     assert!(stats.contains("drop tx_error 0"), "{stats}");
 }
+
+/// unixcmd (libvdemgmt's scripted client) gets the same answer from our
+/// switch as from the C one.
+#[test]
+fn unixcmd_reads_our_console_like_the_c_one() {
+    if !have("unixcmd") || !have("vde_switch") {
+        return;
+    }
+    let run = |kind| {
+        let dir = TempDir::new("unixcmd");
+        let sw = Switch::start(kind, &dir, "sw", &[]);
+        let out = Command::new("unixcmd")
+            .args([
+                "-s",
+                sw.mgmt.to_str().unwrap(),
+                "-f",
+                "/etc/vde2/vdecmd",
+                "port/showinfo",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ours = run(Impl::Ours);
+    assert!(ours.contains("Numports=32"), "{ours}");
+    assert_eq!(ours, run(Impl::C));
+}
+
+/// vdeterm, the interactive client, in a real terminal (tmux): it reads
+/// the banner, builds its prompt, runs commands and shows debug lines.
+#[test]
+fn vdeterm_drives_our_switch_in_a_terminal() {
+    if !have("vdeterm") || !have("tmux") {
+        return;
+    }
+    let dir = TempDir::new("vdeterm");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let session = format!("vdet{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &session])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "vdeterm",
+        sw.mgmt.to_str().unwrap(),
+    ]);
+    let prompt = format!("vde[{}]:", sw.mgmt.display());
+    let ok = wait_for(10, || screen().contains(&prompt));
+    if ok {
+        tmux(&["send-keys", "-t", &session, "port/showinfo", "Enter"]);
+    }
+    let shown = ok && wait_for(10, || screen().contains("Numports=32"));
+    if shown {
+        tmux(&["send-keys", "-t", &session, "debug/add port", "Enter"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        sw.cmd("port/create 6");
+    }
+    let dbg = shown && wait_for(10, || screen().contains("port/+ 06"));
+    let text = screen();
+    tmux(&["kill-server"]);
+    assert!(ok, "no vdeterm prompt: {text}");
+    assert!(shown, "no output: {text}");
+    assert!(dbg, "no debug line: {text}");
+}

@@ -169,11 +169,13 @@ fn garbage_on_the_management_socket() {
     let mut m = sw.mgmt();
     // binary junk is an unknown command
     let junk: Vec<u8> = (1..=255u8).filter(|&b| b != b'\n').collect();
-    m.stream.write_all(&junk).unwrap();
-    assert_eq!(m.cmd(""), "1038 Function not implemented\n");
+    m.stream.write_all(&[&junk[..], b"\n"].concat()).unwrap();
+    assert_eq!(m.read_reply(), "1038 Function not implemented\n\nvde$ ");
     // an over-long line is refused, the session goes on
-    m.stream.write_all(&vec![b'a'; 100_000]).unwrap();
-    assert_eq!(m.cmd(""), "1022 Invalid argument\n");
+    let mut long = vec![b'a'; 100_000];
+    long.push(b'\n');
+    m.stream.write_all(&long).unwrap();
+    assert_eq!(m.read_reply(), "1022 Invalid argument\n\nvde$ ");
     assert_eq!(m.cmd("port/showinfo").lines().nth(1), Some("Numports=32"));
     // several lines in one write all run, in order
     m.stream

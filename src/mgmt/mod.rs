@@ -187,6 +187,17 @@ impl LineBuffer {
         }
     }
 
+    /// Takes an unterminated rest as a command, as the C switch does with
+    /// each read(): vdeterm sends its commands without a newline.
+    pub fn take_partial(&mut self, out: &mut Vec<Line>) {
+        if !self.overlong && !self.buf.is_empty() {
+            out.push(Line::Command(
+                String::from_utf8_lossy(&self.buf).into_owned(),
+            ));
+            self.buf.clear();
+        }
+    }
+
     /// The unterminated rest at end of stream.
     pub fn finish(&mut self, out: &mut Vec<Line>) {
         if self.overlong {

@@ -265,6 +265,11 @@ fn line_buffer_splits_and_bounds() {
     lb.push(b"\nhelp", &mut out);
     lb.finish(&mut out);
     assert_eq!(out, vec![Line::TooLong, Line::Command("help".into())]);
+    out.clear();
+    lb.push(b"port/showinfo", &mut out);
+    assert!(out.is_empty());
+    lb.take_partial(&mut out);
+    assert_eq!(out, vec![Line::Command("port/showinfo".into())]);
 }
 
 #[test]

@@ -143,7 +143,10 @@ impl Server {
                         break;
                     }
                     Ok(n) => c.lines.push(&buf[..n], &mut lines),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        c.lines.take_partial(&mut lines);
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
                         gone = true;
@@ -187,15 +190,21 @@ impl Server {
             }
         }
         self.update_debug_mask();
+        if gone {
+            self.close_mgmt(idx);
+        } else {
+            self.mgmt_flush(idx);
+        }
+    }
+
+    /// Writes a session's pending output; closes it when it is done (after
+    /// logout), gone, or too far behind; otherwise watches for room.
+    pub(super) fn mgmt_flush(&mut self, idx: usize) {
         let Some(Some(Conn::Mgmt(c))) = self.conns.get_mut(idx) else {
             return;
         };
         let flushed = c.flush();
-        if gone
-            || flushed.is_err()
-            || c.out.len() > MAX_PENDING_OUTPUT
-            || (c.closing && c.out.is_empty())
-        {
+        if flushed.is_err() || c.out.len() > MAX_PENDING_OUTPUT || (c.closing && c.out.is_empty()) {
             self.close_mgmt(idx);
             return;
         }

@@ -446,11 +446,12 @@ impl Server {
                 Event::Debug { category, text } => {
                     let line = mgmt::debug::line(category, &text);
                     let bit = 1u64 << category;
-                    let mut dead = Vec::new();
+                    let mut told = Vec::new();
                     for (i, c) in self.conns.iter_mut().enumerate() {
                         if let Some(Conn::Mgmt(m)) = c {
-                            if m.session.debug & bit != 0 && !m.queue(line.as_bytes()) {
-                                dead.push(i);
+                            if m.session.debug & bit != 0 {
+                                m.queue(line.as_bytes());
+                                told.push(i);
                             }
                         }
                     }
@@ -459,8 +460,8 @@ impl Server {
                             con.write(line.as_bytes());
                         }
                     }
-                    for i in dead {
-                        self.close_mgmt(i);
+                    for i in told {
+                        self.mgmt_flush(i);
                     }
                 }
             }
