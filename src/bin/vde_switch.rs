@@ -169,10 +169,12 @@ fn default_rcfile() -> Option<PathBuf> {
 }
 
 fn main() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("VDE_LOG").unwrap_or_else(|_| "warn".into());
+    let level = std::env::var("VDE_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)

@@ -138,6 +138,14 @@ pub struct Vlan {
 }
 
 impl Vlan {
+    fn with_ports(n: usize) -> Self {
+        Vlan {
+            untagged: PortSet::with_ports(n),
+            tagged: PortSet::with_ports(n),
+            fwd: PortSet::with_ports(n),
+        }
+    }
+
     pub fn is_member(&self, p: PortId) -> bool {
         self.untagged.contains(p) || self.tagged.contains(p)
     }
@@ -213,7 +221,8 @@ pub struct Switch {
     cfg: Config,
     start: Instant,
     ports: Vec<Option<Port>>,
-    vlans: Vec<Option<Vlan>>,
+    /// Indexed by VID; boxed so the 4096 slots cost little when empty.
+    vlans: Vec<Option<Box<Vlan>>>,
     macs: MacTable,
     pub timers: HashTimers,
     next_gc: u64,
@@ -227,12 +236,8 @@ impl Switch {
     pub fn new(cfg: Config, now: Instant) -> Self {
         let (hashsize, _) = mactable::round_hash_size(cfg.hashsize);
         let nslots = cfg.numports as usize + 1;
-        let mut vlans: Vec<Option<Vlan>> = vec![None; 4096];
-        vlans[0] = Some(Vlan {
-            untagged: PortSet::with_ports(nslots),
-            tagged: PortSet::with_ports(nslots),
-            fwd: PortSet::with_ports(nslots),
-        });
+        let mut vlans: Vec<Option<Box<Vlan>>> = vec![None; 4096];
+        vlans[0] = Some(Box::new(Vlan::with_ports(nslots)));
         let timers = HashTimers::default();
         Switch {
             ports: vec![None; nslots],
@@ -279,14 +284,14 @@ impl Switch {
     }
 
     pub fn vlan(&self, v: u16) -> Option<&Vlan> {
-        self.vlans.get(v as usize).and_then(|x| x.as_ref())
+        self.vlans.get(v as usize).and_then(|x| x.as_deref())
     }
 
     pub fn vlans(&self) -> impl Iterator<Item = (u16, &Vlan)> {
         self.vlans
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.as_ref().map(|v| (i as u16, v)))
+            .filter_map(|(i, v)| v.as_deref().map(|v| (i as u16, v)))
     }
 
     pub fn mac_table(&self) -> &MacTable {
@@ -768,12 +773,7 @@ impl Switch {
         if slot.is_some() {
             return Err(EEXIST);
         }
-        let slots = self.ports.len();
-        *slot = Some(Vlan {
-            untagged: PortSet::with_ports(slots),
-            tagged: PortSet::with_ports(slots),
-            fwd: PortSet::with_ports(slots),
-        });
+        *slot = Some(Box::new(Vlan::with_ports(self.ports.len())));
         Ok(())
     }
 
