@@ -1,6 +1,75 @@
 //! Unit tests of the switch core with a simulated clock.
 
 use super::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts this thread's heap allocations, to check the forwarding path.
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every operation to the system allocator unchanged; the
+// thread-local counter does not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+#[test]
+fn forwarding_does_not_allocate() {
+    let mut s = Sim::with_ports(8);
+    s.sw.vlan_create(10).unwrap();
+    s.sw.vlan_addport(10, 3).unwrap();
+    s.sw.port_setvlan(4, 10).unwrap();
+    let frames: Vec<(PortId, Vec<u8>)> = (0..200u8)
+        .map(|i| {
+            let p = u32::from(i % 8) + 1;
+            match i % 4 {
+                0 => (p, frame(Mac::BROADCAST, mac(i), 60)),
+                1 => (p, frame(mac(i.wrapping_sub(1)), mac(i), 1500)),
+                2 => (3, tagged(Mac::BROADCAST, mac(i), 10, 64)),
+                _ => (p, frame(mac(i / 2), mac(i), 14)),
+            }
+        })
+        .collect();
+    // warm up (the output list reaches its capacity), then count
+    for (p, f) in &frames {
+        s.sw.ingress(*p, f, s.now);
+    }
+    let before = allocs();
+    for _ in 0..10 {
+        for (p, f) in &frames {
+            s.sw.ingress(*p, f, s.now);
+        }
+    }
+    assert_eq!(
+        allocs() - before,
+        0,
+        "heap allocations on the forwarding path"
+    );
+}
 
 fn mac(n: u8) -> Mac {
     Mac([2, 0, 0, 0, 0, n])

@@ -189,8 +189,8 @@ impl DataPath {
             var: Box::new([[0; SLOT]; BATCH]),
             var_len: [0; BATCH],
             dirty: Vec::with_capacity(64),
-            backlog: Vec::new(),
-            paused: Vec::new(),
+            backlog: Vec::with_capacity(64),
+            paused: Vec::with_capacity(64),
         }
     }
 
@@ -202,8 +202,9 @@ impl DataPath {
         !self.paused.is_empty()
     }
 
-    pub fn take_backlog(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.backlog)
+    /// Moves the backlog into `out` (an empty list whose capacity is kept).
+    pub fn take_backlog(&mut self, out: &mut Vec<usize>) {
+        std::mem::swap(&mut self.backlog, out);
     }
 
     /// Paused sources whose destination has drained (or is gone, or has

@@ -81,6 +81,8 @@ pub struct Server {
     stopping: bool,
     last_recheck: Instant,
     next_housekeeping: Instant,
+    /// Reused list of sources to pump again (no allocation per loop).
+    backlog_scratch: Vec<usize>,
 }
 
 impl Server {
@@ -127,6 +129,7 @@ impl Server {
             stopping: false,
             last_recheck: now,
             next_housekeeping: now,
+            backlog_scratch: Vec::with_capacity(64),
         })
     }
 
@@ -424,9 +427,13 @@ impl Server {
     }
 
     fn run_backlog(&mut self) {
-        for idx in self.data.take_backlog() {
+        let mut list = std::mem::take(&mut self.backlog_scratch);
+        self.data.take_backlog(&mut list);
+        for &idx in &list {
             self.data_ready(idx);
         }
+        list.clear();
+        self.backlog_scratch = list;
     }
 
     // -----------------------------------------------------------------
