@@ -131,14 +131,10 @@ fn vde_plug_cable_between_two_of_our_switches() {
     let _ = cable.wait();
 }
 
-#[test]
-fn qemu_attaches_and_shows_in_port_print() {
-    if !have("qemu-system-x86_64") {
-        return;
-    }
-    let dir = TempDir::new("qemu");
-    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
-    let mut q = Command::new("qemu-system-x86_64")
+/// QEMU with only a vde netdev (no guest, no NIC), paused: it attaches
+/// to the switch and stays.
+fn qemu(netdev: &str) -> std::process::Child {
+    Command::new("qemu-system-x86_64")
         .args([
             "-machine",
             "none",
@@ -147,13 +143,23 @@ fn qemu_attaches_and_shows_in_port_print() {
             "none",
             "-S",
             "-netdev",
+            netdev,
         ])
-        .arg(format!("vde,id=n0,sock={},port=4", sw.ctl.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn qemu_attaches_and_shows_in_port_print() {
+    if !have("qemu-system-x86_64") {
+        return;
+    }
+    let dir = TempDir::new("qemu");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let mut q = qemu(&format!("vde,id=n0,sock={},port=4", sw.ctl.display()));
     let seen = wait_for(20, || sw.cmd("port/print").contains("QEMU"));
     let print = sw.cmd("port/print");
     let _ = q.kill();
@@ -186,22 +192,7 @@ fn qemu_port_receives_broadcasts() {
     }
     let dir = TempDir::new("qemu2");
     let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
-    let mut q = Command::new("qemu-system-x86_64")
-        .args([
-            "-machine",
-            "none",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-S",
-            "-netdev",
-        ])
-        .arg(format!("vde,id=n0,sock={}", sw.ctl.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut q = qemu(&format!("vde,id=n0,sock={}", sw.ctl.display()));
     let seen = wait_for(20, || sw.cmd("port/print").contains("QEMU"));
     let a = Client::connect(&sw.ctl, PortRequest::Any, "injector").unwrap();
     for i in 0..5 {

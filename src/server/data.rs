@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::{data_socket, setup, write_some, Conn, Server};
+use super::{data_socket, set_write_interest, setup, write_some, Conn, Server};
 use crate::core::{EndpointId, PortId, Switch};
 use crate::ctl::{emit_reply, Request};
 use crate::frame::{TagOp, MAX_FRAME, TAG_LEN};
@@ -148,15 +148,14 @@ impl Endpoint {
     /// Watches the data socket for writability only while frames wait.
     fn update_interest(&mut self, registry: &Registry, token: Token) {
         let want = self.queued() > 0;
-        if want != self.want_write {
-            self.want_write = want;
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let _ = registry.reregister(&mut SourceFd(&self.data.as_raw_fd()), token, interest);
-        }
+        let fd = self.data.as_raw_fd();
+        set_write_interest(
+            registry,
+            &mut SourceFd(&fd),
+            token,
+            &mut self.want_write,
+            want,
+        );
     }
 }
 

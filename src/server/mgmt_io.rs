@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal, Read, Write};
 
 use mio::Interest;
 
-use super::{write_some, Conn, Server, MGMT};
+use super::{set_write_interest, write_some, Conn, Server, MGMT};
 use crate::mgmt::{self, Action, Line, LineBuffer, Session};
 
 /// Output a session may leave unread before it is closed.
@@ -209,18 +209,13 @@ impl Server {
             return;
         }
         let want = !c.out.is_empty();
-        if want != c.want_write {
-            c.want_write = want;
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let _ =
-                self.poll
-                    .registry()
-                    .reregister(&mut c.stream, Self::stream_token(idx), interest);
-        }
+        set_write_interest(
+            self.poll.registry(),
+            &mut c.stream,
+            Self::stream_token(idx),
+            &mut c.want_write,
+            want,
+        );
     }
 
     pub(super) fn close_mgmt(&mut self, idx: usize) {

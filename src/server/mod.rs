@@ -558,6 +558,26 @@ fn data_socket(ctl_dir: &Path, port: PortId, client: &Path) -> io::Result<(UnixD
     Ok((s.into(), path))
 }
 
+/// Watches `source` for writability too while `want` (output waits), and
+/// only readability otherwise; `current` remembers what is registered.
+fn set_write_interest(
+    registry: &mio::Registry,
+    source: &mut impl mio::event::Source,
+    token: Token,
+    current: &mut bool,
+    want: bool,
+) {
+    if want != *current {
+        *current = want;
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let _ = registry.reregister(source, token, interest);
+    }
+}
+
 /// Writes as much of `buf` as the non-blocking stream takes; returns how
 /// much was written, or an error if the peer is gone.
 fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
