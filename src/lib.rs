@@ -6,12 +6,14 @@
 
 pub mod core;
 pub mod ctl;
+pub mod dpipe;
 pub mod errno;
 pub mod frame;
 pub mod mgmt;
 pub mod server;
 pub mod sys;
 pub mod users;
+pub mod wirefilter;
 
 /// The version this project reports in banners and `showinfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

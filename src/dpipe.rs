@@ -1,0 +1,1 @@
+//! dpipe: bidirectional pipes between commands.

@@ -1,0 +1,1 @@
+//! wirefilter: the sans-IO channel model (loss, delay, bandwidth, ...).
