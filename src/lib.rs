@@ -4,6 +4,7 @@
 //! sans-IO; [`mgmt`] is the console as data; [`server`] is the thin IO shell
 //! that binds them to unix sockets.
 
+pub mod cable;
 pub mod core;
 pub mod ctl;
 pub mod dpipe;
@@ -11,8 +12,10 @@ pub mod errno;
 pub mod frame;
 pub mod mgmt;
 pub mod server;
+pub mod stream;
 pub mod sys;
 pub mod users;
+pub mod vnl;
 pub mod wirefilter;
 
 /// The version this project reports in banners and `showinfo`.

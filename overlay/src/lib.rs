@@ -6,3 +6,5 @@
 //! interface. Dependencies point one way: `vde` -> `vde-overlay` -> `vde-crypto`.
 
 pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
+
+pub mod udp;

@@ -16,6 +16,8 @@ use vde::ctl::{parse_reply, Request};
 
 /// Our switch binary, built by cargo for these tests.
 pub const OURS: &str = env!("CARGO_BIN_EXE_vde_switch");
+/// Our vde_plug.
+pub const OUR_PLUG: &str = env!("CARGO_BIN_EXE_vde_plug");
 
 /// True when a tool is on PATH. Under CI=true a missing tool fails the
 /// test; elsewhere the test prints why it is skipped.
@@ -293,19 +295,28 @@ impl Drop for Client {
 /// its stdin/stdout stream (2-byte big-endian length + frame).
 pub struct Plug {
     pub child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     rx: mpsc::Receiver<Vec<u8>>,
 }
 
 impl Plug {
     pub fn start(args: &[&str]) -> Plug {
-        let mut child = Command::new("vde_plug")
+        Plug::start_with("vde_plug", args)
+    }
+
+    /// Our vde_plug, built by cargo for these tests.
+    pub fn ours(args: &[&str]) -> Plug {
+        Plug::start_with(OUR_PLUG, args)
+    }
+
+    pub fn start_with(bin: &str, args: &[&str]) -> Plug {
+        let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start vde_plug");
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
         let stdin = child.stdin.take().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let (tx, rx) = mpsc::channel();
@@ -319,14 +330,27 @@ impl Plug {
                 return;
             }
         });
-        Plug { child, stdin, rx }
+        Plug {
+            child,
+            stdin: Some(stdin),
+            rx,
+        }
     }
 
     pub fn send(&mut self, f: &[u8]) {
         let mut rec = (f.len() as u16).to_be_bytes().to_vec();
         rec.extend_from_slice(f);
-        self.stdin.write_all(&rec).unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self.stdin_mut();
+        stdin.write_all(&rec).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn stdin_mut(&mut self) -> &mut ChildStdin {
+        self.stdin.as_mut().expect("stdin open")
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     pub fn recv(&self, ms: u64) -> Option<Vec<u8>> {

@@ -1,0 +1,210 @@
+//! vde_plug: connects a VDE locator to stdin/stdout (stream framing), to
+//! another locator (a cable), or to a command — like vdeplug4's vde_plug.
+//!
+//! ```text
+//! vde_plug [OPTIONS] [VNL]              # VNL <-> stdin/stdout
+//! vde_plug [OPTIONS] VNL VNL            # cable between two VNLs
+//! vde_plug [OPTIONS] [VNL] = CMD ARGS…  # VNL <-> a command's stdin/stdout
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use vde::cable::{self, Drops};
+use vde::vnl::{self, OpenArgs, Plug};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vde_plug",
+    version = vde::VERSION,
+    about = "Plug into a VDE network: stdin/stdout, a second locator, or a command",
+    override_usage = "vde_plug [OPTIONS] [VNL]\n       vde_plug [OPTIONS] VNL VNL\n       vde_plug [OPTIONS] [VNL] = COMMAND [ARGS]..."
+)]
+struct Args {
+    /// Run in the background.
+    #[arg(short = 'd', long)]
+    daemon: bool,
+    /// Write the pid to FILE.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Log start and stop (to stderr).
+    #[arg(short = 'l', long)]
+    log: bool,
+    /// Also log IP addresses seen (accepted; not implemented).
+    #[arg(short = 'L', long)]
+    iplog: bool,
+    /// Group of the (first) plug's socket.
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    group: Option<String>,
+    /// Group of the second plug's socket.
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    group2: Option<String>,
+    /// Mode of the (first) plug's socket (octal, default 0700).
+    #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = octal)]
+    mode: Option<u32>,
+    /// Mode of the second plug's socket.
+    #[arg(short = 'M', long = "mod2", value_name = "OCT", value_parser = octal)]
+    mode2: Option<u32>,
+    /// Port of the (first) switch (obsolete: use VNL[N]).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    port: Option<i64>,
+    /// Port of the second switch.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    port2: Option<i64>,
+    /// Description shown by the switch.
+    #[arg(
+        short = 'D',
+        long = "descr",
+        value_name = "DESCR",
+        default_value = "vdeplug:"
+    )]
+    descr: String,
+    /// Login-shell mode: `-c vde_plug [ARGS]` (for `ssh host vde_plug`).
+    #[arg(short = 'c', value_name = "COMMAND", hide = true)]
+    command: Option<String>,
+    /// Locators, then optionally `=` and a command.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "VNL"
+    )]
+    rest: Vec<String>,
+}
+
+fn octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode"))
+}
+
+fn positive(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?}: the port must be a number > 0")),
+    }
+}
+
+const BROKER: &str = "This is a Virtual Distributed Ethernet (vde) tunnel broker.\n\
+This is not a login shell, only vde_plug can be executed";
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .init();
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("{e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn open(
+    vnl: &str,
+    descr: &str,
+    port: Option<i64>,
+    group: &Option<String>,
+    mode: Option<u32>,
+) -> Result<Arc<dyn Plug>> {
+    let args = OpenArgs {
+        descr: descr.to_string(),
+        port,
+        group: group.clone(),
+        mode,
+    };
+    let name = if vnl.is_empty() {
+        "default switch"
+    } else {
+        vnl
+    };
+    let plug = vnl::open(vnl, &args).with_context(|| format!("vde_open {name}"))?;
+    Ok(Arc::from(plug))
+}
+
+fn run() -> Result<i32> {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let mut args = Args::parse();
+    if argv0.starts_with('-') {
+        println!("{BROKER}");
+        return Ok(1);
+    }
+    if let Some(c) = args.command.take() {
+        let words = vde::vnl::cmd::split_words(&c).unwrap_or_default();
+        if words.first().map(String::as_str) != Some("vde_plug") {
+            println!("{BROKER}");
+            return Ok(1);
+        }
+        let mut again = vec!["vde_plug".to_string()];
+        again.extend(words.into_iter().skip(1));
+        args = Args::parse_from(again);
+    }
+    let (vnls, cmd) = match args.rest.iter().position(|a| a == "=") {
+        Some(i) => (args.rest[..i].to_vec(), Some(args.rest[i + 1..].to_vec())),
+        None => (args.rest.clone(), None),
+    };
+    if vnls.len() > 2 || (cmd.is_some() && vnls.len() > 1) {
+        bail!("usage: vde_plug [OPTIONS] [VNL] | VNL VNL | [VNL] = COMMAND [ARGS]... (see --help)");
+    }
+    if args.iplog {
+        tracing::info!("-L/--iplog is accepted but IP logging is not implemented");
+    }
+    let first = vnls.first().cloned().unwrap_or_default();
+    let plug = open(&first, &args.descr, args.port, &args.group, args.mode)?;
+    let second = match vnls.get(1) {
+        Some(v) => Some(open(v, &args.descr, args.port2, &args.group2, args.mode2)?),
+        None => None,
+    };
+    if args.daemon {
+        vde::sys::daemonize().context("cannot become a daemon")?;
+    }
+    if let Some(p) = &args.pidfile {
+        let mut f = std::fs::File::create(p)
+            .with_context(|| format!("cannot write pid file {}", p.display()))?;
+        writeln!(f, "{}", std::process::id())?;
+    }
+    if args.log {
+        eprintln!("vde_plug: START {}", vnls.join(" "));
+    }
+    let drops = Arc::new(Drops::default());
+    let end = match (second, cmd) {
+        (Some(b), _) => cable::plug_to_plug(plug, b),
+        (None, Some(cmd)) => {
+            let Some((prog, cargs)) = cmd.split_first() else {
+                bail!("no command after '='");
+            };
+            let mut child = Command::new(prog)
+                .args(cargs)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot run {prog:?}"))?;
+            let (cin, cout) = (
+                child.stdin.take().expect("piped"),
+                child.stdout.take().expect("piped"),
+            );
+            let end = cable::plug_to_stream(plug, cout, cin, drops.clone());
+            let _ = child.kill();
+            let _ = child.wait();
+            end
+        }
+        (None, None) => {
+            cable::plug_to_stream(plug, std::io::stdin(), std::io::stdout(), drops.clone())
+        }
+    };
+    if args.log {
+        eprintln!("vde_plug: STOP {}", vnls.join(" "));
+    }
+    if let Some(p) = &args.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::debug!("cable ended: {end:?}");
+    Ok(0)
+}

@@ -1,0 +1,146 @@
+//! VNL locators and the plugs they open. One scheme, one file: each module
+//! below has an `open` that the registry ([`SCHEMES`]) names; adding a
+//! scheme touches no other scheme.
+//!
+//! A [`Plug`] is a blocking frame endpoint shared between threads (the
+//! tools built on it use one thread per direction).
+
+pub mod cmd;
+pub mod null;
+pub mod parse;
+pub mod udp;
+pub mod vde;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use parse::{Locator, Options, VnlError};
+
+/// A frame endpoint opened from a locator.
+pub trait Plug: Send + Sync {
+    /// Sends one frame (blocks while the other side is full).
+    fn send(&self, frame: &[u8]) -> io::Result<()>;
+    /// Receives one frame into `buf` and returns its length. An error of
+    /// kind `UnexpectedEof` means the plug is closed for good.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Blocks until the other end hangs up. Plugs without such a signal
+    /// (everything but vde://) return `false` at once.
+    fn wait_hangup(&self) -> bool {
+        false
+    }
+}
+
+/// What the caller of `open` adds to the locator: libvdeplug's
+/// `struct vde_open_args` and description.
+#[derive(Debug, Clone, Default)]
+pub struct OpenArgs {
+    /// Description shown by the switch (`port/print`).
+    pub descr: String,
+    /// Port asked for by the caller (negative: port 0).
+    pub port: Option<i64>,
+    /// Group for the client's socket.
+    pub group: Option<String>,
+    /// Mode for the client's socket (default 0700).
+    pub mode: Option<u32>,
+}
+
+/// Failure to open a locator.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Vnl(#[from] VnlError),
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
+}
+
+impl OpenError {
+    pub fn io(what: impl Into<String>, err: io::Error) -> Self {
+        OpenError::Io {
+            what: what.into(),
+            err,
+        }
+    }
+}
+
+type Opener = fn(&Locator, &OpenArgs) -> Result<Box<dyn Plug>, OpenError>;
+
+/// The schemes this build knows, by name.
+pub static SCHEMES: &[(&str, Opener)] = &[
+    ("vde", vde::open),
+    ("null", null::open),
+    ("udp", udp::open),
+    ("cmd", cmd::open),
+];
+
+/// Opens a locator. An empty locator is the default network
+/// (`~/.vdeplug/default`, `~/.vde2/default.switch`, then the default switch).
+pub fn open(vnl: &str, args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
+    let vnl = resolve_default(vnl);
+    let loc = Locator::split(&vnl);
+    let Some((_, opener)) = SCHEMES.iter().find(|(s, _)| *s == loc.scheme) else {
+        return Err(VnlError::UnknownScheme {
+            scheme: loc.scheme.clone(),
+            vnl: loc.text.clone(),
+            known: SCHEMES
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into());
+    };
+    opener(&loc, args)
+}
+
+/// libvdeplug's rule 2: an empty locator names the user's default network;
+/// a locator that is a regular file holds the real one on its first line.
+fn resolve_default(vnl: &str) -> String {
+    let mut vnl = vnl.to_string();
+    if vnl.is_empty() {
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+            for cand in [
+                home.join(".vdeplug/default"),
+                home.join(".vde2/default.switch"),
+            ] {
+                if std::fs::symlink_metadata(&cand).is_ok() {
+                    vnl = cand.display().to_string();
+                    break;
+                }
+            }
+        }
+    }
+    if !vnl.contains("://") && !vnl.is_empty() {
+        let path = vnl.split('[').next().unwrap_or("");
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Some(first) = text.lines().next() {
+                    return first.trim_end().to_string();
+                }
+            }
+        }
+    }
+    vnl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_scheme_is_named() {
+        let e = open("bogus://x", &OpenArgs::default()).err().unwrap();
+        let m = e.to_string();
+        assert!(m.contains("\"bogus\"") && m.contains("vde, null"), "{m}");
+    }
+
+    #[test]
+    fn locator_in_a_file() {
+        let dir = std::env::temp_dir().join(format!("vnl-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("net");
+        std::fs::write(&f, "null://\n").unwrap();
+        assert_eq!(resolve_default(f.to_str().unwrap()), "null://");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(resolve_default("/no/such/dir[3]"), "/no/such/dir[3]");
+    }
+}
