@@ -31,6 +31,8 @@ pub struct Drops {
     pub length_errors: std::sync::atomic::AtomicU64,
     /// Frames from the network shorter than an Ethernet header.
     pub runts: std::sync::atomic::AtomicU64,
+    /// Frames the plug refused to send.
+    pub send_errors: std::sync::atomic::AtomicU64,
 }
 
 fn spawn_hangup(plug: Arc<dyn Plug>, which: usize, tx: mpsc::Sender<End>) {
@@ -62,18 +64,15 @@ pub fn plug_to_stream(
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 };
-                let mut failed = None;
                 dec.push(&buf[..n], |item| match item {
                     Item::Frame(f) => {
-                        if failed.is_none() {
-                            if let Err(e) = plug.send(f) {
-                                // a full or refused destination drops the frame
-                                if e.kind() != io::ErrorKind::WouldBlock
-                                    && e.kind() != io::ErrorKind::ConnectionRefused
-                                {
-                                    failed = Some(e.to_string());
-                                }
-                            }
+                        // A frame the destination refuses (full, down, gone)
+                        // is dropped; the end of a plug shows on its receive
+                        // side or as a hang-up.
+                        if plug.send(f).is_err() {
+                            drops
+                                .send_errors
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                     Item::LengthError { len } => {
@@ -86,10 +85,6 @@ pub fn plug_to_stream(
                         );
                     }
                 });
-                if let Some(e) = failed {
-                    let _ = tx.send(End::Plug(0, e));
-                    return;
-                }
             }
             let _ = tx.send(End::StreamEof);
         });
@@ -138,14 +133,9 @@ pub fn plug_to_plug(a: Arc<dyn Plug>, b: Arc<dyn Plug>) -> End {
             loop {
                 match from.recv(&mut buf) {
                     Ok(n) => {
-                        if let Err(e) = to.send(&buf[..n.min(MAX_JUMBO)]) {
-                            if e.kind() != io::ErrorKind::WouldBlock
-                                && e.kind() != io::ErrorKind::ConnectionRefused
-                            {
-                                let _ = tx.send(End::Plug(1 - which, e.to_string()));
-                                return;
-                            }
-                        }
+                        // refused frames (a full socket, a tap that is down)
+                        // are dropped, as libvdeplug's tools do
+                        let _ = to.send(&buf[..n.min(MAX_JUMBO)]);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {

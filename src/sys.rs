@@ -156,6 +156,94 @@ pub fn daemonize() -> io::Result<()> {
     Ok(())
 }
 
+/// Opens (creating if needed) the Linux tap interface `name` with
+/// IFF_TAP | IFF_NO_PI: one read or write is one raw Ethernet frame.
+/// Returns the device and the interface's name as the kernel set it.
+pub fn open_tap(name: &str, nonblocking: bool) -> io::Result<(std::fs::File, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if name.len() > 15 || name.contains('/') || name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?} (at most 15 bytes)"),
+        ));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(if nonblocking { libc::O_NONBLOCK } else { 0 })
+        .open("/dev/net/tun")?;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq; `req` has its
+    // layout (16-byte name, short flags, padding to 40 bytes) and lives
+    // across the call.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = req
+        .name
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(req.name.len());
+    Ok((f, String::from_utf8_lossy(&req.name[..n]).into_owned()))
+}
+
+/// Reads up to `bufs.len()` frames from a non-socket descriptor (a tap
+/// device: one read, one frame) until it would block.
+pub fn read_frames<const N: usize>(
+    fd: RawFd,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let mut n = 0;
+    while n < bufs.len().min(lens.len()) {
+        // SAFETY: `bufs[n]` is valid for writes of N bytes.
+        let r = unsafe { libc::read(fd, bufs[n].as_mut_ptr().cast(), N) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if n > 0 && e.kind() == io::ErrorKind::WouldBlock {
+                break;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            break;
+        }
+        lens[n] = r as usize;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Writes each frame with one write() to a non-socket descriptor (a tap
+/// device). Returns how many were written (an error only for the first).
+pub fn write_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
+    for (i, f) in frames.iter().enumerate() {
+        // SAFETY: `f` is a live, readable slice of f.len() bytes.
+        let r = unsafe { libc::write(fd, f.as_ptr().cast(), f.len()) };
+        if r < 0 {
+            if i == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(i);
+        }
+    }
+    Ok(frames.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -258,7 +258,7 @@ fn fast_sender_to_slow_reader_loses_nothing() {
                 in_order = false;
             }
             got += 1;
-            if got % 500 == 0 {
+            if got.is_multiple_of(500) {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }

@@ -192,9 +192,6 @@ fn run() -> Result<()> {
     if args.fstp {
         bail!("-F/--fstp: the fast spanning tree is not available in this version yet");
     }
-    if !args.tap.is_empty() {
-        bail!("-t/--tap: tap interfaces are not available in this version yet (use the C vde_plug2tap)");
-    }
     if args.numports < 1 {
         bail!("--numports must be at least 1");
     }
@@ -221,6 +218,7 @@ fn run() -> Result<()> {
         mgmt_group: group(&args.mgmtgroup)?,
         console: !args.daemon && !args.nostdin,
         rcfile: args.rcfile.clone().or_else(default_rcfile),
+        taps: args.tap.clone(),
         config: Config {
             numports: args.numports,
             hub: args.hub,

@@ -75,7 +75,7 @@ impl Ring {
 
     /// Sends queued frames until the socket is full or the ring empty.
     /// Returns how many were sent.
-    fn drain(&mut self, fd: RawFd, stats: &mut ShellStats) -> usize {
+    fn drain(&mut self, fd: RawFd, sock: bool, stats: &mut ShellStats) -> usize {
         let mut total = 0;
         while self.len > 0 {
             let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
@@ -84,7 +84,7 @@ impl Ring {
                 let i = self.head + j;
                 *f = &self.slots[i][..self.lens[i]];
             }
-            let done = match sys::send_batch(fd, &frames[..n]) {
+            let done = match send_frames(fd, sock, &frames[..n]) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -101,13 +101,47 @@ impl Ring {
     }
 }
 
+/// Where an endpoint's frames come and go.
+pub enum DataIo {
+    /// A connected datagram socket (control-socket clients).
+    Sock(UnixDatagram),
+    /// A tap device (`-t`): one read or write per frame.
+    Tap(std::fs::File),
+}
+
+impl DataIo {
+    pub fn is_socket(&self) -> bool {
+        matches!(self, DataIo::Sock(_))
+    }
+}
+
+impl AsRawFd for DataIo {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            DataIo::Sock(s) => s.as_raw_fd(),
+            DataIo::Tap(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+/// Sends frames in one call on a socket, one write each on a device.
+fn send_frames(fd: RawFd, sock: bool, frames: &[&[u8]]) -> io::Result<usize> {
+    if sock {
+        sys::send_batch(fd, frames)
+    } else {
+        sys::write_frames(fd, frames)
+    }
+}
+
 /// A client attached to a port.
 pub struct Endpoint {
     pub id: EndpointId,
     pub port: PortId,
-    pub ctl: mio::net::UnixStream,
-    pub data: UnixDatagram,
-    pub path: PathBuf,
+    /// The control stream (none for a tap device).
+    pub ctl: Option<mio::net::UnixStream>,
+    pub data: DataIo,
+    /// The switch-side data socket file, removed on close.
+    pub path: Option<PathBuf>,
     /// Frames of the current batch queued for this endpoint:
     /// (receive slot, send the re-tagged variant).
     txq: Vec<(u16, bool)>,
@@ -120,13 +154,36 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    pub fn new(
+        id: EndpointId,
+        port: PortId,
+        ctl: Option<mio::net::UnixStream>,
+        data: DataIo,
+        path: Option<PathBuf>,
+    ) -> Self {
+        Endpoint {
+            id,
+            port,
+            ctl,
+            data,
+            path,
+            txq: Vec::with_capacity(BATCH),
+            ring: None,
+            last_progress: Instant::now(),
+            want_write: false,
+        }
+    }
+
     /// Reads whatever the client wrote on its control stream; true once it
     /// is closed. (Clients never send anything after the request: stray
     /// bytes are discarded.)
     pub fn ctl_closed(&mut self) -> bool {
+        let Some(ctl) = self.ctl.as_mut() else {
+            return false;
+        };
         let mut junk = [0u8; 256];
         loop {
-            match self.ctl.read(&mut junk) {
+            match ctl.read(&mut junk) {
                 Ok(0) => return true,
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -164,6 +221,18 @@ pub struct Sink<'a> {
     pub conns: &'a mut Vec<Option<Conn>>,
     pub port_eps: &'a [Vec<usize>],
     pub registry: &'a Registry,
+}
+
+/// The endpoint a batch is read from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// Its slab index.
+    pub idx: usize,
+    pub fd: RawFd,
+    /// A socket (batched receive) rather than a device.
+    pub sock: bool,
+    /// The port its frames enter on.
+    pub port: PortId,
 }
 
 /// Buffers reused for every batch: no allocation per frame.
@@ -227,20 +296,29 @@ impl DataPath {
     /// destination is congested (then it is paused).
     pub fn pump(
         &mut self,
-        idx: usize,
-        fd: RawFd,
-        port: PortId,
+        src: Source,
         sw: &mut Switch,
         sink: &mut Sink<'_>,
         stats: &mut ShellStats,
     ) {
+        let Source {
+            idx,
+            fd,
+            sock,
+            port,
+        } = src;
         if self.paused.iter().any(|&(s, _)| s == idx) {
             // Held back: its frames wait in its socket (and its sender
             // blocks) until the destination drains.
             return;
         }
         for _ in 0..BUDGET {
-            let n = match sys::recv_batch(fd, &mut self.rx[..], &mut self.lens) {
+            let got = if sock {
+                sys::recv_batch(fd, &mut self.rx[..], &mut self.lens)
+            } else {
+                sys::read_frames(fd, &mut self.rx[..], &mut self.lens)
+            };
+            let n = match got {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -311,10 +389,11 @@ impl DataPath {
             }
             ep.txq.clear();
             let fd = ep.data.as_raw_fd();
+            let sock = ep.data.is_socket();
             let mut sent = 0;
             if ep.queued() == 0 {
                 while sent < q {
-                    match sys::send_batch(fd, &frames[sent..q]) {
+                    match send_frames(fd, sock, &frames[sent..q]) {
                         Ok(m) => sent += m.max(1),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -337,7 +416,7 @@ impl DataPath {
                         stats.tx_full += 1;
                     }
                 }
-                if ring.drain(fd, stats) > 0 {
+                if ring.drain(fd, sock, stats) > 0 {
                     ep.last_progress = now;
                 }
             }
@@ -355,9 +434,9 @@ impl DataPath {
         let Some(Some(Conn::Endpoint(ep))) = sink.conns.get_mut(idx) else {
             return;
         };
-        let fd = ep.data.as_raw_fd();
+        let (fd, sock) = (ep.data.as_raw_fd(), ep.data.is_socket());
         if let Some(ring) = ep.ring.as_mut() {
-            if ring.drain(fd, stats) > 0 {
+            if ring.drain(fd, sock, stats) > 0 {
                 ep.last_progress = Instant::now();
             }
         }
@@ -369,6 +448,42 @@ impl DataPath {
 }
 
 impl Server {
+    /// Attaches a tap interface (`-t`) to the first free port, as the C
+    /// switch's tuntap module does: its description is the interface name.
+    pub(super) fn attach_tap(&mut self, name: &str) -> io::Result<PortId> {
+        let (dev, ifname) = sys::open_tap(name, true)?;
+        let id = dev.as_raw_fd() as EndpointId;
+        let port = self
+            .sw
+            .attach(
+                crate::core::PortRequest::Any,
+                crate::core::Endpoint {
+                    id,
+                    module: "tuntap",
+                    descr: ifname.clone(),
+                    uid: None,
+                },
+            )
+            .map_err(|e| io::Error::other(format!("no port for tap {ifname}: {e}")))?;
+        let idx = self.insert(Conn::Endpoint(Endpoint::new(
+            id,
+            port,
+            None,
+            DataIo::Tap(dev),
+            None,
+        )));
+        if let Some(list) = self.port_eps.get_mut(port as usize) {
+            list.push(idx);
+        }
+        let fd = id as RawFd;
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Self::data_token(idx),
+            Interest::READABLE,
+        )?;
+        Ok(port)
+    }
+
     /// Turns a complete control request into an endpoint: port allocation,
     /// the data socket `<ctldir>/NNN.F`, and the 110-byte reply. On any
     /// failure the connection is closed, as upstream vde_switch does.
@@ -436,23 +551,23 @@ impl Server {
                 format!("client on port {port} went away during the handshake"),
             );
         }
-        let idx = self.insert(Conn::Endpoint(Endpoint {
+        let idx = self.insert(Conn::Endpoint(Endpoint::new(
             id,
             port,
-            ctl: stream,
-            data,
-            path,
-            txq: Vec::with_capacity(BATCH),
-            ring: None,
-            last_progress: Instant::now(),
-            want_write: false,
-        }));
+            Some(stream),
+            DataIo::Sock(data),
+            Some(path),
+        )));
         let Some(Some(Conn::Endpoint(ep))) = self.conns.get_mut(idx) else {
             unreachable!()
         };
         let reg = self.poll.registry();
         let ok = reg
-            .register(&mut ep.ctl, Self::stream_token(idx), Interest::READABLE)
+            .register(
+                ep.ctl.as_mut().expect("control stream"),
+                Self::stream_token(idx),
+                Interest::READABLE,
+            )
             .is_ok()
             && reg
                 .register(

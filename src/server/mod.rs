@@ -49,6 +49,8 @@ pub struct Options {
     /// Read commands from stdin and exit at its end.
     pub console: bool,
     pub rcfile: Option<PathBuf>,
+    /// Tap interfaces to attach at start (`-t`).
+    pub taps: Vec<String>,
     pub config: Config,
 }
 
@@ -112,7 +114,8 @@ impl Server {
         let nports = sw.numports() as usize + 1;
         let mut opts = opts;
         opts.ctl_dir = ctl_dir;
-        Ok(Server {
+        let taps = opts.taps.clone();
+        let mut server = Server {
             poll,
             sw,
             info,
@@ -130,7 +133,17 @@ impl Server {
             last_recheck: now,
             next_housekeeping: now,
             backlog_scratch: Vec::with_capacity(64),
-        })
+        };
+        for t in &taps {
+            if let Err(err) = server.attach_tap(t) {
+                server.cleanup();
+                return Err(SetupError::Tap {
+                    name: t.clone(),
+                    err,
+                });
+            }
+        }
+        Ok(server)
     }
 
     /// The canonical control directory.
@@ -388,9 +401,13 @@ impl Server {
     fn close_endpoint(&mut self, idx: usize) {
         if let Some(Conn::Endpoint(mut ep)) = self.remove(idx) {
             let reg = self.poll.registry();
-            let _ = reg.deregister(&mut ep.ctl);
+            if let Some(ctl) = ep.ctl.as_mut() {
+                let _ = reg.deregister(ctl);
+            }
             let _ = reg.deregister(&mut SourceFd(&ep.data.as_raw_fd()));
-            let _ = std::fs::remove_file(&ep.path);
+            if let Some(p) = &ep.path {
+                let _ = std::fs::remove_file(p);
+            }
             if let Some(list) = self.port_eps.get_mut(ep.port as usize) {
                 list.retain(|&i| i != idx);
             }
@@ -407,14 +424,20 @@ impl Server {
         let Some(Some(Conn::Endpoint(ep))) = self.conns.get(idx) else {
             return;
         };
-        let (fd, port) = (ep.data.as_raw_fd(), ep.port);
+        let (fd, sock, port) = (ep.data.as_raw_fd(), ep.data.is_socket(), ep.port);
         let mut sink = data::Sink {
             conns: &mut self.conns,
             port_eps: &self.port_eps,
             registry: self.poll.registry(),
         };
+        let src = data::Source {
+            idx,
+            fd,
+            sock,
+            port,
+        };
         self.data
-            .pump(idx, fd, port, &mut self.sw, &mut sink, &mut self.stats);
+            .pump(src, &mut self.sw, &mut sink, &mut self.stats);
     }
 
     fn data_writable(&mut self, idx: usize) {

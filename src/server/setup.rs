@@ -21,6 +21,8 @@ pub enum SetupError {
     InUse { path: String },
     #[error("cannot bind socket {path:?}: {err}")]
     Bind { path: PathBuf, err: io::Error },
+    #[error("cannot attach tap interface {name:?}: {err}")]
+    Tap { name: String, err: io::Error },
     #[error("cannot set permissions of {path:?}: {err}")]
     Perm { path: PathBuf, err: io::Error },
 }

@@ -8,6 +8,7 @@
 pub mod cmd;
 pub mod null;
 pub mod parse;
+pub mod tap;
 pub mod udp;
 pub mod vde;
 
@@ -70,6 +71,7 @@ pub static SCHEMES: &[(&str, Opener)] = &[
     ("null", null::open),
     ("udp", udp::open),
     ("cmd", cmd::open),
+    ("tap", tap::open),
 ];
 
 /// Opens a locator. An empty locator is the default network

@@ -390,3 +390,57 @@ pub fn mac(n: u8) -> [u8; 6] {
 pub fn lines_of(r: impl Read) -> Vec<String> {
     BufReader::new(r).lines().map_while(Result::ok).collect()
 }
+
+/// A network namespace made by a test, deleted on drop.
+pub struct NetNs(pub String);
+
+impl NetNs {
+    pub fn new(tag: &str) -> NetNs {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "vdet-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        sh(&format!("ip netns add {name}"));
+        sh(&format!("ip -n {name} link set lo up"));
+        NetNs(name)
+    }
+
+    /// Runs a shell command inside the namespace; panics on failure.
+    pub fn sh(&self, cmd: &str) -> String {
+        sh(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.0,
+            cmd.replace('\'', "'\\''")
+        ))
+    }
+
+    /// Like `sh` but returns success instead of panicking.
+    pub fn ok(&self, cmd: &str) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a shell command; panics with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,1 +1,0 @@
-//! wirefilter: the sans-IO channel model (loss, delay, bandwidth, ...).
