@@ -72,8 +72,10 @@
 //!   buffer), which only matters for very long node names.
 
 mod channel;
+pub mod console;
 pub mod markov;
 mod rng;
+pub mod shell;
 mod show;
 pub mod value;
 

@@ -162,10 +162,17 @@ impl Drop for Switch {
 pub struct Mgmt {
     pub stream: UnixStream,
     pub banner: String,
+    prompt: &'static str,
 }
 
 impl Mgmt {
     pub fn connect(path: &Path) -> Mgmt {
+        Mgmt::connect_with_prompt(path, "\nvde$ ")
+    }
+
+    /// A session on a console whose prompt is `prompt` (wirefilter's is
+    /// `\nVDEwf$ `).
+    pub fn connect_with_prompt(path: &Path, prompt: &'static str) -> Mgmt {
         let stream = UnixStream::connect(path).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -173,6 +180,7 @@ impl Mgmt {
         let mut m = Mgmt {
             stream,
             banner: String::new(),
+            prompt,
         };
         m.banner = m.read_reply();
         m
@@ -184,7 +192,7 @@ impl Mgmt {
         let mut buf = [0u8; 4096];
         loop {
             let s = String::from_utf8_lossy(&got);
-            if s.ends_with("\nvde$ ") || s.ends_with("9999 END OF SESSION") {
+            if s.ends_with(self.prompt) || s.ends_with("9999 END OF SESSION") {
                 break;
             }
             match self.stream.read(&mut buf) {
@@ -199,7 +207,7 @@ impl Mgmt {
     pub fn cmd(&mut self, c: &str) -> String {
         self.stream.write_all(format!("{c}\n").as_bytes()).unwrap();
         let r = self.read_reply();
-        r.strip_suffix("\nvde$ ").unwrap_or(&r).to_string()
+        r.strip_suffix(self.prompt).unwrap_or(&r).to_string()
     }
 }
 
