@@ -104,11 +104,7 @@ fn c_dpipe_drives_our_plugs_between_two_c_switches() {
         && s2.cmd("port/print").contains("ACTIVE")));
     let mut a = Plug::start(&[s1.ctl.to_str().unwrap()]);
     let mut b = Plug::start(&[s2.ctl.to_str().unwrap()]);
-    assert!(wait_for(5, || s1
-        .cmd("port/print")
-        .matches("ACTIVE")
-        .count()
-        == 2));
+    assert!(wait_for(5, || active(&s1) == 2 && active(&s2) == 2));
     exchange(&mut a, &mut b, "C dpipe + our vde_plug");
     let _ = cable.kill();
     let _ = cable.wait();
@@ -177,11 +173,7 @@ fn udp_between_our_plug_and_the_c_plug() {
         && s2.cmd("port/print").contains("ACTIVE")));
     let mut a = Plug::ours(&[s1.ctl.to_str().unwrap()]);
     let mut b = Plug::start(&[s2.ctl.to_str().unwrap()]);
-    assert!(wait_for(5, || s1
-        .cmd("port/print")
-        .matches("ACTIVE")
-        .count()
-        == 2));
+    assert!(wait_for(5, || active(&s1) == 2 && active(&s2) == 2));
     exchange(&mut a, &mut b, "udp ours <-> C");
     // garbage datagrams at our udp end do not break it
     let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

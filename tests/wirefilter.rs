@@ -230,11 +230,7 @@ fn c_dpipe_puts_our_wirefilter_in_the_middle() {
         && s2.cmd("port/print").contains("ACTIVE")));
     let mut a = Plug::start(&[s1.ctl.to_str().unwrap()]);
     let mut b = Plug::start(&[s2.ctl.to_str().unwrap()]);
-    assert!(wait_for(5, || s1
-        .cmd("port/print")
-        .matches("ACTIVE")
-        .count()
-        == 2));
+    assert!(wait_for(5, || active(&s1) == 2 && active(&s2) == 2));
     let t = Instant::now();
     a.send(&frame(BCAST, mac(1), 60, 1));
     assert_eq!(b.recv(3000), Some(frame(BCAST, mac(1), 60, 1)));

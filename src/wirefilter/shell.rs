@@ -72,6 +72,15 @@ enum Ev {
 }
 
 fn spawn_input(dir: Dir, input: Input, tx: Sender<Ev>) {
+    if let Input::Plug(p) = &input {
+        // a switch that goes away ends the filter, as the C tool does
+        let (p, tx) = (p.clone(), tx.clone());
+        std::thread::spawn(move || {
+            if p.wait_hangup() {
+                let _ = tx.send(Ev::Eof(dir));
+            }
+        });
+    }
     std::thread::spawn(move || match input {
         Input::Plug(p) => {
             let mut buf = vec![0u8; crate::frame::MAX_JUMBO + 1];

@@ -452,3 +452,8 @@ pub fn sh(cmd: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Number of active ports of a switch.
+pub fn active(sw: &Switch) -> usize {
+    sw.cmd("port/print").matches(" ACTIVE").count()
+}
