@@ -14,6 +14,7 @@ pub mod mgmt;
 pub mod server;
 pub mod stream;
 pub mod sys;
+pub mod term;
 pub mod users;
 pub mod vnl;
 pub mod wirefilter;

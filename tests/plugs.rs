@@ -243,3 +243,90 @@ fn bad_locators_get_clear_errors() {
         assert!(err.contains(want), "{vnl}: {err}");
     }
 }
+
+#[test]
+fn switch_and_hub_nodes_joined_by_the_c_plug() {
+    if !have("vde_plug") {
+        return;
+    }
+    for scheme in ["switch", "hub"] {
+        let dir = TempDir::new("node");
+        let node = dir.path("node");
+        // the node process's own port is its stdin/stdout
+        let mut host = Plug::ours(&[&format!("{scheme}://{}[mode=0666]", node.display())]);
+        assert!(wait_for(5, || node.join("ctl").exists()), "{scheme}");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&node).unwrap().permissions(),
+        );
+        assert_eq!(
+            mode & 0o7777,
+            0o2777,
+            "{scheme}: directory mode from mode=0666"
+        );
+        let mut a = Plug::start(&[node.to_str().unwrap()]);
+        let mut b = Plug::start(&[&format!("vde://{}", node.display())]);
+        std::thread::sleep(Duration::from_millis(300));
+        exchange(&mut a, &mut b, scheme);
+        // the host port sees broadcasts too
+        let _ = host.drain(200);
+        a.send(&frame(BCAST, mac(9), 60, 9));
+        assert_eq!(
+            host.recv(2000),
+            Some(frame(BCAST, mac(9), 60, 9)),
+            "{scheme}: host port"
+        );
+        let _ = b.drain(200);
+        host.send(&frame(BCAST, mac(8), 60, 8));
+        assert_eq!(
+            a.recv(2000),
+            Some(frame(BCAST, mac(8), 60, 8)),
+            "{scheme}: from the host port"
+        );
+        // the node ends with its process and removes its directory
+        host.close_stdin();
+        assert!(
+            wait_for(5, || !node.exists()),
+            "{scheme}: node directory left behind"
+        );
+        // a second node on a live node's path is refused
+        let _ = (a, b);
+    }
+}
+
+#[test]
+fn ptp_links_our_plug_and_the_c_plug() {
+    if !have("vde_plug") {
+        return;
+    }
+    // ours first then C, and C first then ours
+    for (first, second) in [(OUR_PLUG, "vde_plug"), ("vde_plug", OUR_PLUG)] {
+        let dir = TempDir::new("ptp");
+        let s1 = Switch::start(Impl::Ours, &dir, "s1", &[]);
+        let s2 = Switch::start(Impl::Ours, &dir, "s2", &[]);
+        let link = format!("ptp://{}", dir.path("link").display());
+        let mut p1 = Command::new(first)
+            .args([s1.ctl.to_str().unwrap(), &link])
+            .spawn()
+            .unwrap();
+        assert!(wait_for(5, || dir.path("link").exists()));
+        let mut p2 = Command::new(second)
+            .args([s2.ctl.to_str().unwrap(), &link])
+            .spawn()
+            .unwrap();
+        assert!(wait_for(5, || active(&s1) == 1 && active(&s2) == 1));
+        let mut a = Plug::ours(&[s1.ctl.to_str().unwrap()]);
+        let mut b = Plug::start(&[s2.ctl.to_str().unwrap()]);
+        assert!(wait_for(5, || active(&s1) == 2 && active(&s2) == 2));
+        // the first peer learns where to send from the second's first frame
+        b.send(&frame(BCAST, mac(2), 60, 0));
+        assert!(
+            a.recv(3000).is_some(),
+            "{first} then {second}: second -> first"
+        );
+        exchange(&mut a, &mut b, &format!("ptp {first} then {second}"));
+        for p in [&mut p1, &mut p2] {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}

@@ -206,5 +206,6 @@ fn run() -> Result<i32> {
         let _ = std::fs::remove_file(p);
     }
     tracing::debug!("cable ended: {end:?}");
+    vde::vnl::node::shutdown_all();
     Ok(0)
 }

@@ -219,6 +219,7 @@ fn run() -> Result<()> {
         console: !args.daemon && !args.nostdin,
         rcfile: args.rcfile.clone().or_else(default_rcfile),
         taps: args.tap.clone(),
+        signals: true,
         config: Config {
             numports: args.numports,
             hub: args.hub,

@@ -51,6 +51,9 @@ pub struct Options {
     pub rcfile: Option<PathBuf>,
     /// Tap interfaces to attach at start (`-t`).
     pub taps: Vec<String>,
+    /// Handle SIGINT/SIGTERM/SIGHUP (a stand-alone switch); an in-process
+    /// switch leaves signals to its host and stops through `stop_handle`.
+    pub signals: bool,
     pub config: Config,
 }
 
@@ -73,7 +76,9 @@ pub struct Server {
     opts: Options,
     ctl: mio::net::UnixListener,
     mgmt: Option<mio::net::UnixListener>,
-    signals: std::os::fd::OwnedFd,
+    signals: Option<std::os::fd::OwnedFd>,
+    /// Set from another thread to stop the loop (in-process switches).
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     /// Slab indices of the endpoints of each port.
@@ -101,7 +106,11 @@ impl Server {
             err,
         };
         let poll = Poll::new().map_err(io_err)?;
-        let signals = crate::sys::signalfd_for_termination().map_err(io_err)?;
+        let signals = if opts.signals {
+            Some(crate::sys::signalfd_for_termination().map_err(io_err)?)
+        } else {
+            None
+        };
         let now = Instant::now();
         let sw = Switch::new(opts.config.clone(), now);
         let info = SwitchInfo {
@@ -124,6 +133,7 @@ impl Server {
             ctl,
             mgmt,
             signals,
+            stop: Default::default(),
             conns: Vec::new(),
             free: Vec::new(),
             port_eps: vec![Vec::new(); nports],
@@ -146,6 +156,17 @@ impl Server {
         Ok(server)
     }
 
+    /// A flag that stops `run` (within a second, or at once if the control
+    /// socket is then poked with a connection).
+    pub fn stop_handle(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Sets the MAC table's expiry (seconds).
+    pub fn set_hash_expire(&mut self, secs: u64) {
+        self.sw.timers.expire = secs;
+    }
+
     /// The canonical control directory.
     pub fn ctl_dir(&self) -> &Path {
         &self.opts.ctl_dir
@@ -158,11 +179,9 @@ impl Server {
         if let Some(m) = self.mgmt.as_mut() {
             reg.register(m, MGMT, Interest::READABLE)?;
         }
-        reg.register(
-            &mut SourceFd(&self.signals.as_raw_fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )?;
+        if let Some(sig) = &self.signals {
+            reg.register(&mut SourceFd(&sig.as_raw_fd()), SIGNALS, Interest::READABLE)?;
+        }
         if let Some(rc) = self.opts.rcfile.clone() {
             self.run_rcfile(&rc);
         }
@@ -174,7 +193,7 @@ impl Server {
             self.console = Some(con);
         }
         let mut events = Events::with_capacity(256);
-        while !self.stopping {
+        while !self.stopping && !self.stop.load(std::sync::atomic::Ordering::Acquire) {
             let now = Instant::now();
             let timeout = if self.data.has_backlog() {
                 Duration::ZERO
@@ -227,7 +246,7 @@ impl Server {
             CTL => self.accept_ctl(),
             MGMT => self.accept_mgmt(),
             SIGNALS => {
-                if let Some(sig) = crate::sys::read_signal(&self.signals) {
+                if let Some(sig) = self.signals.as_ref().and_then(crate::sys::read_signal) {
                     tracing::info!("caught signal {sig}, cleaning up and exiting");
                     self.stopping = true;
                 }

@@ -6,8 +6,12 @@
 //! tools built on it use one thread per direction).
 
 pub mod cmd;
+pub mod hub;
+pub mod node;
 pub mod null;
 pub mod parse;
+pub mod ptp;
+pub mod switch;
 pub mod tap;
 pub mod udp;
 pub mod vde;
@@ -72,6 +76,9 @@ pub static SCHEMES: &[(&str, Opener)] = &[
     ("udp", udp::open),
     ("cmd", cmd::open),
     ("tap", tap::open),
+    ("hub", hub::open),
+    ("switch", switch::open),
+    ("ptp", ptp::open),
 ];
 
 /// Opens a locator. An empty locator is the default network

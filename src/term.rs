@@ -1,0 +1,1 @@
+//! vdeterm: a terminal for VDE management sockets.

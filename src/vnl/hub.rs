@@ -1,0 +1,8 @@
+//! `hub://[PATH][OPTIONS]`: this process becomes a hub that others join
+//! with `vde://PATH` (see [`super::node`]).
+
+use super::{Locator, OpenArgs, OpenError, Plug};
+
+pub fn open(loc: &Locator, args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
+    super::node::open(loc, args, true)
+}
