@@ -330,3 +330,24 @@ fn ptp_links_our_plug_and_the_c_plug() {
         }
     }
 }
+
+#[test]
+fn sigterm_ends_a_plug_cleanly() {
+    let dir = TempDir::new("sigterm");
+    let node = dir.path("node");
+    let mut p = Plug::ours(&[&format!("switch://{}", node.display())]);
+    assert!(wait_for(5, || node.join("ctl").exists()));
+    assert!(Command::new("kill")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_for(
+            5,
+            || matches!(p.child.try_wait(), Ok(Some(s)) if s.success())
+        ),
+        "exit 0 on SIGTERM"
+    );
+    assert!(!node.exists(), "the node directory is removed on SIGTERM");
+}

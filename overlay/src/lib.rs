@@ -8,3 +8,4 @@
 pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
 
 pub mod udp;
+pub mod vxvde;

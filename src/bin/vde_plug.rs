@@ -125,11 +125,43 @@ fn open(
     } else {
         vnl
     };
-    let plug = vnl::open(vnl, &args).with_context(|| format!("vde_open {name}"))?;
-    Ok(Arc::from(plug))
+    let plug: Arc<dyn Plug> =
+        Arc::from(vnl::open(vnl, &args).with_context(|| format!("vde_open {name}"))?);
+    OPEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(plug.clone());
+    Ok(plug)
+}
+
+/// The plugs to close when the process ends (normally or on a signal).
+static OPEN: std::sync::Mutex<Vec<Arc<dyn Plug>>> = std::sync::Mutex::new(Vec::new());
+
+fn close_all() {
+    // held to the end: a second caller waits for the first to finish
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    for p in open.drain(..) {
+        p.close();
+    }
+    vde::vnl::node::shutdown_all();
+}
+
+/// SIGINT/SIGTERM/SIGHUP close the plugs (vxvde's goodbye, node
+/// directories) before the process ends, as the C vde_plug does.
+fn watch_signals(fd: Option<std::os::fd::OwnedFd>) {
+    let Some(fd) = fd else { return };
+    std::thread::spawn(move || loop {
+        if vde::sys::read_signal(&fd).is_some() {
+            close_all();
+            std::process::exit(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    });
 }
 
 fn run() -> Result<i32> {
+    // Block the signals before any thread starts; they are read after the
+    // (optional) fork of -d.
+    let sigfd = vde::sys::signalfd_for_termination().ok();
     let argv0 = std::env::args().next().unwrap_or_default();
     let mut args = Args::parse();
     if argv0.starts_with('-') {
@@ -165,6 +197,7 @@ fn run() -> Result<i32> {
     if args.daemon {
         vde::sys::daemonize().context("cannot become a daemon")?;
     }
+    watch_signals(sigfd);
     if let Some(p) = &args.pidfile {
         let mut f = std::fs::File::create(p)
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
@@ -206,6 +239,6 @@ fn run() -> Result<i32> {
         let _ = std::fs::remove_file(p);
     }
     tracing::debug!("cable ended: {end:?}");
-    vde::vnl::node::shutdown_all();
+    close_all();
     Ok(0)
 }

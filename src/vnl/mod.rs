@@ -15,6 +15,7 @@ pub mod switch;
 pub mod tap;
 pub mod udp;
 pub mod vde;
+pub mod vxvde;
 
 use std::io;
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ pub trait Plug: Send + Sync {
     fn wait_hangup(&self) -> bool {
         false
     }
+    /// Says goodbye where the protocol has one (vxvde) and releases what
+    /// must not wait for the last reference to go. Tools call it before
+    /// they exit; sends and receives after it fail.
+    fn close(&self) {}
 }
 
 /// What the caller of `open` adds to the locator: libvdeplug's
@@ -75,6 +80,7 @@ pub static SCHEMES: &[(&str, Opener)] = &[
     ("null", null::open),
     ("udp", udp::open),
     ("cmd", cmd::open),
+    ("vxvde", vxvde::open),
     ("tap", tap::open),
     ("hub", hub::open),
     ("switch", switch::open),

@@ -39,8 +39,11 @@ static NODES: Mutex<Vec<Running>> = Mutex::new(Vec::new());
 /// Stops every node this process started and removes its directory. Tools
 /// call it before they exit.
 pub fn shutdown_all() {
-    let nodes: Vec<Running> = std::mem::take(&mut *NODES.lock().unwrap_or_else(|e| e.into_inner()));
-    for n in nodes {
+    // The lock is held until every node has cleaned up, so that a second
+    // caller (the main thread finishing while a signal handler thread shuts
+    // down) waits instead of ending the process half way.
+    let mut nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    for n in nodes.drain(..) {
         n.stop.store(true, Ordering::Release);
         // poke the loop so it sees the flag now
         let _ = std::os::unix::net::UnixStream::connect(n.dir.join("ctl"));
