@@ -19,5 +19,23 @@ pub mod users;
 pub mod vnl;
 pub mod wirefilter;
 
+/// Logs to stderr, quiet by default: warnings only, or the level named by
+/// `VDE_LOG` (`error`, `warn`, `info`, `debug`, `trace`). Plain messages,
+/// colour only on a terminal. For the binaries' `main`.
+pub fn init_logging() {
+    let level = std::env::var("VDE_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// The version this project reports in banners and `showinfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

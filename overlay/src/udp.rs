@@ -8,6 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket}
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Receive buffer asked for on a cable's socket.
+pub const RCVBUF: usize = 4 << 20;
+
 /// `[SRCADDR:]SRCPORT->DSTADDR:DSTPORT`, hosts unresolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpSpec {
@@ -76,6 +79,10 @@ impl UdpCable {
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec.src_port),
         };
         let sock = UdpSocket::bind(src)?;
+        // Loopback and LAN UDP cannot push back on a sender: a receive
+        // buffer that absorbs bursts is all that stands between a burst and
+        // a kernel drop (the kernel caps the request at net.core.rmem_max).
+        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(RCVBUF);
         Ok(UdpCable {
             sock,
             dst,

@@ -91,13 +91,7 @@ const BROKER: &str = "This is a Virtual Distributed Ethernet (vde) tunnel broker
 This is not a login shell, only vde_plug can be executed";
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .init();
+    vde::init_logging();
     match run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

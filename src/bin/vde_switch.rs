@@ -169,18 +169,7 @@ fn default_rcfile() -> Option<PathBuf> {
 }
 
 fn main() {
-    let level = std::env::var("VDE_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    vde::init_logging();
     if let Err(e) = run() {
         eprintln!("vde_switch: {e:#}");
         std::process::exit(1);

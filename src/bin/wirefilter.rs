@@ -91,13 +91,7 @@ struct Args {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .init();
+    vde::init_logging();
     if let Err(e) = run() {
         eprintln!("wirefilter: {e:#}");
         std::process::exit(1);

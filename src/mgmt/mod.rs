@@ -123,13 +123,7 @@ pub fn execute(ctx: &mut Ctx<'_>, line: &str) -> Reply {
     };
     let mut data = String::new();
     let r = handler(ctx, args, &mut data);
-    if with_file {
-        text.push_str(DATA_HEADER);
-        text.push_str(&data);
-        text.push_str(".\n");
-    } else {
-        text.push_str(&data);
-    }
+    render(&mut text, with_file, &data);
     match ctx.action {
         Action::None => status(&mut text, r),
         Action::Logout | Action::Shutdown => text.push_str(END_OF_SESSION),
@@ -137,6 +131,18 @@ pub fn execute(ctx: &mut Ctx<'_>, line: &str) -> Reply {
     Reply {
         text,
         action: std::mem::take(&mut ctx.action),
+    }
+}
+
+/// Appends a command's output: for commands "with file" the data block,
+/// which they print even when they fail; for the others their text.
+pub fn render(out: &mut String, with_file: bool, data: &str) {
+    if with_file {
+        out.push_str(DATA_HEADER);
+        out.push_str(data);
+        out.push_str(".\n");
+    } else {
+        out.push_str(data);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{Channel, Param};
 use crate::errno::{Errno, EINVAL, ENOENT, ENOSYS};
-use crate::mgmt::{atoi, status, DATA_HEADER, END_OF_SESSION};
+use crate::mgmt::{atoi, render, status, END_OF_SESSION};
 
 /// The prompt after every reply.
 pub const PROMPT: &str = "\nVDEwf$ ";
@@ -202,13 +202,7 @@ pub fn execute(ch: &mut Channel, s: &mut Session, now: Instant, line: &str) -> (
     let args = line[name.len()..].trim_start_matches([' ', '\t']);
     let mut data = String::new();
     let r = handler(ch, s, now, args, &mut data);
-    if with_file {
-        out.push_str(DATA_HEADER);
-        out.push_str(&data);
-        out.push_str(".\n");
-    } else {
-        out.push_str(&data);
-    }
+    render(&mut out, with_file, &data);
     match r {
         Ok(Action::None) => {
             status(&mut out, Ok(()));
