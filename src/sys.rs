@@ -77,6 +77,11 @@ pub fn send_batch(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
 
 /// The uid of the process at the other end of a unix stream socket.
 pub fn peer_uid(fd: &impl AsRawFd) -> io::Result<u32> {
+    peer_cred(fd).map(|(u, _)| u)
+}
+
+/// The uid and gid of the process at the other end of a unix stream socket.
+pub fn peer_cred(fd: &impl AsRawFd) -> io::Result<(u32, u32)> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -96,7 +101,7 @@ pub fn peer_uid(fd: &impl AsRawFd) -> io::Result<u32> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(cred.uid)
+    Ok((cred.uid, cred.gid))
 }
 
 /// Effective uid of this process.

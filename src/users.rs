@@ -31,6 +31,27 @@ pub fn gid_of(name: &str) -> Option<u32> {
     lookup("/etc/group", |f| f[0] == name, 2)?.parse().ok()
 }
 
+/// The groups of a user: `primary`, then every group of /etc/group that
+/// lists the user's name as a member.
+pub fn groups_of(uid: u32, primary: u32) -> Vec<u32> {
+    let mut gids = vec![primary];
+    let Some(name) = user_name(uid) else {
+        return gids;
+    };
+    if let Ok(text) = fs::read_to_string("/etc/group") {
+        for f in text.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+            if f.len() > 3 && f[3].split(',').any(|m| m == name) {
+                if let Ok(g) = f[2].parse() {
+                    if !gids.contains(&g) {
+                        gids.push(g);
+                    }
+                }
+            }
+        }
+    }
+    gids
+}
+
 /// A user given as a name or a number (`NONE`/`ANY` handled by the caller).
 pub fn parse_user(s: &str) -> Option<u32> {
     s.parse().ok().or_else(|| uid_of(s))

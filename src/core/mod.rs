@@ -91,6 +91,9 @@ pub struct Endpoint {
     pub descr: String,
     /// The client's uid, from the kernel's peer credentials.
     pub uid: Option<u32>,
+    /// The groups the client's user is in (its primary group from the
+    /// peer credentials, and the groups that list it as a member).
+    pub gids: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -541,10 +544,7 @@ impl Switch {
                 return Err(EADDRINUSE);
             }
         } else {
-            let allowed = match (p.ac_user, p.ac_group) {
-                (None, None) => true,
-                (u, _) => ep.uid == Some(0) || (u.is_some() && ep.uid == u),
-            };
+            let allowed = access_allowed(p.ac_user, p.ac_group, ep.uid, &ep.gids);
             if !allowed {
                 return Err(EPERM);
             }
@@ -855,6 +855,23 @@ impl Switch {
         self.ports[p as usize].as_mut().ok_or(ENXIO)?.ac_group = gid;
         Ok(())
     }
+}
+
+/// Port access control (port/setuser, port/setgroup). An unrestricted port
+/// takes anyone; a restricted one takes root, its user, and members of its
+/// group. A client whose uid is unknown is refused on a restricted port
+/// (the C switch let unnamed sockets through: core spec §2.2).
+pub fn access_allowed(
+    user: Option<u32>,
+    group: Option<u32>,
+    uid: Option<u32>,
+    gids: &[u32],
+) -> bool {
+    if user.is_none() && group.is_none() {
+        return true;
+    }
+    let Some(uid) = uid else { return false };
+    uid == 0 || user == Some(uid) || group.is_some_and(|g| gids.contains(&g))
 }
 
 /// The text of a hash/+ or hash/- debug line: VLAN printed low:high byte.

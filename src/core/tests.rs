@@ -97,6 +97,7 @@ fn ep(id: u32) -> Endpoint {
         module: "unix prog",
         descr: format!("ep{id}"),
         uid: Some(0),
+        gids: vec![],
     }
 }
 
@@ -321,6 +322,7 @@ fn port_allocation_rules() {
     // another uid: refused
     let other = Endpoint {
         uid: Some(1000),
+        gids: vec![],
         ..ep(8)
     };
     assert_eq!(s.sw.attach(PortRequest::Port(4), other), Err(EADDRINUSE));
@@ -489,4 +491,34 @@ fn debug_events_only_when_subscribed() {
         })
     );
     let _ = s.t0;
+}
+
+#[test]
+fn access_control_by_user_and_group() {
+    // unrestricted: anyone, even an unknown uid
+    assert!(access_allowed(None, None, None, &[]));
+    assert!(access_allowed(None, None, Some(1000), &[]));
+    // restricted to user 1000: root and 1000 only; unknown uid refused
+    assert!(access_allowed(Some(1000), None, Some(0), &[]));
+    assert!(access_allowed(Some(1000), None, Some(1000), &[]));
+    assert!(!access_allowed(Some(1000), None, Some(1001), &[1000]));
+    assert!(!access_allowed(Some(1000), None, None, &[]));
+    // restricted to group 50: members (primary or listed) get in
+    assert!(access_allowed(None, Some(50), Some(1001), &[100, 50]));
+    assert!(!access_allowed(None, Some(50), Some(1001), &[100]));
+    // through the switch: the first endpoint is checked, the port stays free
+    let mut s = Sim::with_ports(2);
+    s.sw.port_create(5).unwrap();
+    s.sw.port_setuser(5, Some(1000)).unwrap();
+    let stranger = Endpoint {
+        uid: Some(1001),
+        ..ep(50)
+    };
+    assert_eq!(s.sw.attach(PortRequest::Port(5), stranger), Err(EPERM));
+    assert!(!s.sw.port(5).unwrap().is_active());
+    let owner = Endpoint {
+        uid: Some(1000),
+        ..ep(51)
+    };
+    assert_eq!(s.sw.attach(PortRequest::Port(5), owner), Ok(5));
 }

@@ -137,6 +137,7 @@ fn port_print_format() {
             module: "unix prog",
             descr: "myplug user=root pid=5909".into(),
             uid: Some(0),
+            gids: vec![],
         },
     )
     .unwrap();
@@ -147,6 +148,7 @@ fn port_print_format() {
             module: "unix prog",
             descr: "P5".into(),
             uid: Some(0),
+            gids: vec![],
         },
     )
     .unwrap();
@@ -157,6 +159,7 @@ fn port_print_format() {
             module: "unix prog",
             descr: "P5".into(),
             uid: Some(0),
+            gids: vec![],
         },
     )
     .unwrap();

@@ -462,6 +462,7 @@ impl Server {
                     module: "tuntap",
                     descr: ifname.clone(),
                     uid: None,
+                    gids: Vec::new(),
                 },
             )
             .map_err(|e| io::Error::other(format!("no port for tap {ifname}: {e}")))?;
@@ -501,13 +502,16 @@ impl Server {
             self.stats.bad_requests += 1;
             return;
         }
-        let uid = sys::peer_uid(&stream).ok();
+        let cred = sys::peer_cred(&stream).ok();
+        let uid = cred.map(|(u, _)| u);
+        let gids = cred.map_or_else(Vec::new, |(u, g)| crate::users::groups_of(u, g));
         let id = stream.as_raw_fd() as EndpointId;
         let ep = crate::core::Endpoint {
             id,
             module: "unix prog",
             descr: req.description.clone(),
             uid,
+            gids,
         };
         let port = match self.sw.attach(req.port, ep) {
             Ok(p) => p,
