@@ -286,3 +286,40 @@ fn vdeterm_drives_our_switch_in_a_terminal() {
     assert!(shown, "no output: {text}");
     assert!(dbg, "no debug line: {text}");
 }
+
+/// BPDUs from the C switch with FSTP on parse with our wire layer, and
+/// our emitter writes the same bytes back.
+#[test]
+fn c_switch_bpdus_round_trip_through_our_wire_layer() {
+    use vde::core::bpdu::{port_id, Bpdu, BridgeId, Role};
+    if !have("vde_switch") {
+        return;
+    }
+    let dir = TempDir::new("bpdu");
+    let sw = Switch::start(
+        Impl::C,
+        &dir,
+        "c",
+        &[
+            "-F",
+            "--macaddr",
+            "00:ff:00:00:00:03",
+            "--priority",
+            "0x1000",
+        ],
+    );
+    let c = Client::connect(&sw.ctl, PortRequest::Port(17), "bpdu").unwrap();
+    c.data
+        .set_read_timeout(Some(std::time::Duration::from_secs(6)))
+        .unwrap();
+    let raw = c.recv().expect("no BPDU from the C switch within 6 s");
+    let (b, tci) = Bpdu::parse(&raw).unwrap();
+    let me = BridgeId::new(0x1000, vde::frame::Mac([0, 0xff, 0, 0, 0, 3]));
+    assert_eq!((b.root, b.bridge, b.root_cost, tci), (me, me, 0, None));
+    assert_eq!(b.port, port_id(17));
+    assert_eq!(Role::from_flags(b.flags), Role::Designated);
+    assert_eq!((b.max_age, b.hello, b.forward_delay), (40, 4, 0));
+    let mut out = [0u8; 57];
+    let n = b.emit(vde::frame::Mac([0, 0xff, 0, 0, 0, 3]), None, &mut out);
+    assert_eq!(&out[..n], &raw[..]);
+}

@@ -8,6 +8,7 @@
 //! reused across calls and the MAC table is a fixed slab.
 
 pub mod bitset;
+pub mod bpdu;
 pub mod mactable;
 
 use std::collections::VecDeque;

@@ -1,0 +1,328 @@
+//! The FSTP BPDU of vde_switch (core spec §1.2, §1.3): an 802.1w RST BPDU
+//! with vde's own role encoding and little-endian timer seconds. Parsed
+//! into a value once, emitted byte-exactly (53 bytes untagged, 57 tagged).
+//!
+//! This is the wire layer of the spanning tree; the protocol machine that
+//! uses it comes with the loop-free overlay work.
+
+use crate::frame::{Mac, ETHERTYPE_VLAN, HEADER_LEN, TAG_LEN};
+
+/// Destination of every BPDU.
+pub const BPDU_DST: Mac = Mac([0x01, 0x80, 0xc2, 0x00, 0x00, 0x00]);
+/// Untagged BPDU length.
+pub const BPDU_LEN: usize = 53;
+/// 802.3 length field: LLC + BPDU = 39 bytes.
+const LLC_LEN: u16 = 39;
+/// Shortest frame (after removing a tag) the C switch parses as a BPDU.
+pub const MIN_LEN: usize = 51;
+
+/// Flag bits as vde_switch sends them (§1.3).
+pub mod flags {
+    /// Topology change.
+    pub const TC: u8 = 0x01;
+    /// Set when the port is blocked (802.1w reads it as Proposal).
+    pub const BLOCKED: u8 = 0x02;
+    /// Role field, two bits.
+    pub const ROLE_MASK: u8 = 0x0c;
+    /// vde's root port (802.1w: Alternate/Backup).
+    pub const ROLE_ROOT: u8 = 0x04;
+    /// vde's blocked port (802.1w: Root), always with [`BLOCKED`].
+    pub const ROLE_BLOCKED: u8 = 0x08;
+    /// Designated.
+    pub const ROLE_DESIGNATED: u8 = 0x0c;
+    /// Port state << 4: forwarding (learning + forwarding bits).
+    pub const FORWARDING: u8 = 0x30;
+    /// Agreement: always set in periodic hellos.
+    pub const AGREEMENT: u8 = 0x40;
+    /// TC acknowledgement: never sent by vde.
+    pub const TC_ACK: u8 = 0x80;
+}
+
+/// Port role as vde encodes it in the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Root,
+    Designated,
+    Blocked,
+    /// Role bits 00: not sent by vde.
+    Unknown,
+}
+
+impl Role {
+    pub fn from_flags(f: u8) -> Role {
+        match f & flags::ROLE_MASK {
+            flags::ROLE_ROOT => Role::Root,
+            flags::ROLE_DESIGNATED => Role::Designated,
+            flags::ROLE_BLOCKED => Role::Blocked,
+            _ => Role::Unknown,
+        }
+    }
+
+    /// The role bits (and the blocked bit) vde sends for this role.
+    pub fn to_flags(self) -> u8 {
+        match self {
+            Role::Root => flags::ROLE_ROOT,
+            Role::Designated => flags::ROLE_DESIGNATED,
+            Role::Blocked => flags::ROLE_BLOCKED | flags::BLOCKED,
+            Role::Unknown => 0,
+        }
+    }
+}
+
+/// A bridge identifier: priority (big-endian) then MAC. Lower is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BridgeId(pub [u8; 8]);
+
+impl BridgeId {
+    pub fn new(priority: u16, mac: Mac) -> BridgeId {
+        let mut b = [0u8; 8];
+        b[..2].copy_from_slice(&priority.to_be_bytes());
+        b[2..].copy_from_slice(&mac.0);
+        BridgeId(b)
+    }
+
+    pub fn priority(&self) -> u16 {
+        u16::from_be_bytes([self.0[0], self.0[1]])
+    }
+}
+
+impl std::fmt::Display for BridgeId {
+    /// `80:00:00:ff:a0:4f:5f:52`, as fstp/print shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
+        )
+    }
+}
+
+/// vde's port identifier bytes: `0x80 | (port >> 4)`, `port & 0xff` (sic:
+/// the nibbles overlap, and ports from 2048 on collide).
+pub fn port_id(port: u32) -> [u8; 2] {
+    [0x80 | ((port >> 4) & 0x7f) as u8, (port & 0xff) as u8]
+}
+
+/// The fields of a BPDU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bpdu {
+    pub flags: u8,
+    pub root: BridgeId,
+    pub root_cost: u32,
+    pub bridge: BridgeId,
+    pub port: [u8; 2],
+    /// Timers in whole seconds.
+    pub message_age: u16,
+    pub max_age: u16,
+    pub hello: u16,
+    pub forward_delay: u16,
+}
+
+/// Why a frame sent to 01:80:c2:00:00:00 is not a BPDU we take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BpduError {
+    #[error("BPDU too short: {0} bytes")]
+    Short(usize),
+    #[error("not a BPDU destination")]
+    NotBpdu,
+    #[error("BPDU version {version} type {kind} ignored (only RST: 2/2)")]
+    Unsupported { version: u8, kind: u8 },
+    #[error("cut 802.1Q tag")]
+    BadTag,
+}
+
+fn le(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+impl Bpdu {
+    /// Parses a frame (tagged or not) with the C switch's validation: the
+    /// destination, at least 51 bytes after the tag, version 2 and type 2.
+    /// Returns the BPDU and the frame's VLAN tag, if any.
+    pub fn parse(frame: &[u8]) -> Result<(Bpdu, Option<u16>), BpduError> {
+        if frame.len() < HEADER_LEN {
+            return Err(BpduError::Short(frame.len()));
+        }
+        if frame[..6] != BPDU_DST.0 {
+            return Err(BpduError::NotBpdu);
+        }
+        // `b` is indexed with the untagged offsets: for a tagged frame it
+        // starts 4 bytes in (its first 12 bytes are then not the addresses,
+        // which are not read from it).
+        let (b, tci) = if u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_VLAN {
+            if frame.len() < HEADER_LEN + TAG_LEN {
+                return Err(BpduError::BadTag);
+            }
+            (
+                &frame[TAG_LEN..],
+                Some(u16::from_be_bytes([frame[14], frame[15]])),
+            )
+        } else {
+            (frame, None)
+        };
+        if b.len() < MIN_LEN {
+            return Err(BpduError::Short(b.len()));
+        }
+        let (version, kind) = (b[19], b[20]);
+        if version != 2 || kind != 2 {
+            return Err(BpduError::Unsupported { version, kind });
+        }
+        let mut root = [0u8; 8];
+        root.copy_from_slice(&b[22..30]);
+        let mut bridge = [0u8; 8];
+        bridge.copy_from_slice(&b[34..42]);
+        // the forward delay and v1 length may be missing in a 51-byte BPDU
+        let opt = |o: usize| if b.len() >= o + 2 { le(b, o) } else { 0 };
+        Ok((
+            Bpdu {
+                flags: b[21],
+                root: BridgeId(root),
+                root_cost: u32::from_be_bytes([b[30], b[31], b[32], b[33]]),
+                bridge: BridgeId(bridge),
+                port: [b[42], b[43]],
+                message_age: le(b, 44),
+                max_age: le(b, 46),
+                hello: le(b, 48),
+                forward_delay: opt(50),
+            },
+            tci,
+        ))
+    }
+
+    /// Writes the BPDU as vde_switch sends it, from `src`, tagged with
+    /// `tci` if given. Returns the length (53 or 57); `out` must hold 57.
+    pub fn emit(&self, src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
+        out[..6].copy_from_slice(&BPDU_DST.0);
+        out[6..12].copy_from_slice(&src.0);
+        let mut o = 12;
+        if let Some(t) = tci {
+            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            out[14..16].copy_from_slice(&t.to_be_bytes());
+            o = 16;
+        }
+        let b = &mut out[o..o + 41];
+        b[0..2].copy_from_slice(&LLC_LEN.to_be_bytes());
+        b[2..5].copy_from_slice(&[0x42, 0x42, 0x03]);
+        b[5..7].copy_from_slice(&[0, 0]);
+        b[7] = 2;
+        b[8] = 2;
+        b[9] = self.flags;
+        b[10..18].copy_from_slice(&self.root.0);
+        b[18..22].copy_from_slice(&self.root_cost.to_be_bytes());
+        b[22..30].copy_from_slice(&self.bridge.0);
+        b[30..32].copy_from_slice(&self.port);
+        b[32..34].copy_from_slice(&self.message_age.to_le_bytes());
+        b[34..36].copy_from_slice(&self.max_age.to_le_bytes());
+        b[36..38].copy_from_slice(&self.hello.to_le_bytes());
+        b[38..40].copy_from_slice(&self.forward_delay.to_le_bytes());
+        b[40] = 0;
+        o + 41
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hello observed from a root switch (core spec §1.2).
+    const OBSERVED: [u8; 53] = [
+        0x01, 0x80, 0xc2, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x03, 0x00, 0x27, 0x42,
+        0x42, 0x03, 0x00, 0x00, 0x02, 0x02, 0x7c, 0x10, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x03,
+        0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x03, 0x81, 0x11, 0x00,
+        0x00, 0x28, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,
+    ];
+
+    fn observed_bpdu() -> Bpdu {
+        let me = BridgeId::new(0x1000, Mac([0, 0xff, 0, 0, 0, 3]));
+        Bpdu {
+            flags: 0x7c,
+            root: me,
+            root_cost: 0,
+            bridge: me,
+            port: port_id(17),
+            message_age: 0,
+            max_age: 40,
+            hello: 4,
+            forward_delay: 0,
+        }
+    }
+
+    #[test]
+    fn emits_the_observed_hello_byte_for_byte() {
+        let mut out = [0u8; 57];
+        let n = observed_bpdu().emit(Mac([0, 0xff, 0, 0, 0, 3]), None, &mut out);
+        assert_eq!(n, BPDU_LEN);
+        assert_eq!(&out[..n], &OBSERVED[..]);
+    }
+
+    #[test]
+    fn parse_round_trip_untagged_and_tagged() {
+        let (b, tci) = Bpdu::parse(&OBSERVED).unwrap();
+        assert_eq!((b, tci), (observed_bpdu(), None));
+        assert_eq!(b.root.priority(), 0x1000);
+        assert_eq!(b.root.to_string(), "10:00:00:ff:00:00:00:03");
+        let mut out = [0u8; 57];
+        let n = b.emit(Mac([0, 0xff, 0, 0, 0, 3]), Some(10), &mut out);
+        assert_eq!(n, 57);
+        assert_eq!(&out[12..16], &[0x81, 0x00, 0x00, 0x0a]);
+        assert_eq!(&out[16..57], &OBSERVED[12..53]);
+        assert_eq!(Bpdu::parse(&out[..n]).unwrap(), (b, Some(10)));
+    }
+
+    #[test]
+    fn validation_as_the_c_switch() {
+        assert_eq!(Bpdu::parse(&OBSERVED[..50]), Err(BpduError::Short(50)));
+        assert!(Bpdu::parse(&OBSERVED[..51]).is_ok(), "51 bytes are enough");
+        let mut cfg = OBSERVED;
+        cfg[19] = 0; // config BPDU (version 0)
+        assert!(matches!(
+            Bpdu::parse(&cfg),
+            Err(BpduError::Unsupported { version: 0, .. })
+        ));
+        let mut mst = OBSERVED;
+        mst[19] = 3;
+        assert!(Bpdu::parse(&mst).is_err());
+        let mut other = OBSERVED;
+        other[5] = 1;
+        assert_eq!(Bpdu::parse(&other), Err(BpduError::NotBpdu));
+        let mut cut = OBSERVED[..15].to_vec();
+        cut[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(Bpdu::parse(&cut), Err(BpduError::BadTag));
+        // garbage of every length never panics
+        for n in 0..80 {
+            let mut g: Vec<u8> = (0..n).map(|i| (i * 97 + 13) as u8).collect();
+            if g.len() >= 6 {
+                g[..6].copy_from_slice(&BPDU_DST.0);
+            }
+            let _ = Bpdu::parse(&g);
+            if g.len() >= 16 {
+                g[12..14].copy_from_slice(&[0x81, 0x00]);
+                let _ = Bpdu::parse(&g);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_and_port_ids() {
+        // observed flag bytes
+        assert_eq!(Role::from_flags(0x7c), Role::Designated);
+        assert_eq!(Role::from_flags(0x3c), Role::Designated);
+        assert_eq!(Role::from_flags(0x74), Role::Root);
+        assert_eq!(Role::from_flags(0x4a), Role::Blocked);
+        assert_eq!(0x3d & flags::TC, flags::TC);
+        assert_eq!(Role::from_flags(0x35), Role::Root);
+        assert_eq!(
+            flags::AGREEMENT | flags::FORWARDING | Role::Designated.to_flags(),
+            0x7c
+        );
+        assert_eq!(
+            flags::AGREEMENT | flags::FORWARDING | Role::Root.to_flags(),
+            0x74
+        );
+        assert_eq!(flags::AGREEMENT | Role::Blocked.to_flags(), 0x4a);
+        assert_eq!(port_id(2), [0x80, 0x02]);
+        assert_eq!(port_id(17), [0x81, 0x11]);
+        assert!(BridgeId::new(0x1000, Mac([0xff; 6])) < BridgeId::new(0x8000, Mac([0; 6])));
+    }
+}
