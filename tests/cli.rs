@@ -174,6 +174,7 @@ fn daemon_mode_and_sigterm_cleanup() {
         .unwrap();
     assert!(st.success(), "daemon parent must exit 0");
     assert!(wait_for(5, || pid.exists() && ctl.join("ctl").exists()));
+    // written atomically: never seen empty
     let p: i32 = std::fs::read_to_string(&pid)
         .unwrap()
         .trim()

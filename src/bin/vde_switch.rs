@@ -168,6 +168,19 @@ fn default_rcfile() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Writes `<pid>\n` to `path`, failing if it exists (as O_EXCL does), and
+/// atomically: readers never see an empty file. The content goes to a
+/// temporary name first and is then hard-linked into place.
+fn write_pidfile(path: &std::path::Path) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    writeln!(f, "{}", std::process::id())?;
+    drop(f);
+    let r = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    r
+}
+
 fn main() {
     vde::init_logging();
     if let Err(e) = run() {
@@ -227,12 +240,7 @@ fn run() -> Result<()> {
         vde::sys::daemonize().context("cannot become a daemon")?;
     }
     if let Some(p) = &pidfile {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(p)
-            .with_context(|| format!("cannot create pid file {}", p.display()))?;
-        writeln!(f, "{}", std::process::id())?;
+        write_pidfile(p).with_context(|| format!("cannot create pid file {}", p.display()))?;
     }
     let r = server.run();
     if let Some(p) = &pidfile {
