@@ -9,6 +9,7 @@
 
 pub mod bitset;
 pub mod bpdu;
+pub mod fstp;
 pub mod mactable;
 
 use std::collections::VecDeque;
