@@ -239,14 +239,7 @@ fn hub_mode_floods_known_destinations() {
 }
 
 #[test]
-fn unfinished_features_fail_clearly() {
-    let out = Command::new(OURS)
-        .args(["-F", "--nostdin", "-s", "/tmp/vdet-never"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not available"), "-F: {err}");
+fn bad_tap_and_group_fail_clearly() {
     // a tap name the kernel refuses is a clear startup error
     let out = Command::new(OURS)
         .args(["-t", "bad/name", "--nostdin", "-s", "/tmp/vdet-never"])

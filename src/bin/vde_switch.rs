@@ -191,9 +191,6 @@ fn main() {
 
 fn run() -> Result<()> {
     let args = Args::parse_from(long_only(std::env::args()));
-    if args.fstp {
-        bail!("-F/--fstp: the fast spanning tree is not available in this version yet");
-    }
     if args.numports < 1 {
         bail!("--numports must be at least 1");
     }
@@ -228,6 +225,7 @@ fn run() -> Result<()> {
             hashsize,
             mac: args.macaddr.unwrap_or_else(random_mac),
             priority: args.priority.map_or(0x8000, |p| (p & 0xffff) as u16),
+            fstp: args.fstp,
         },
     };
     if let Some(rc) = &opts.rcfile {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::errno::*;
 use crate::frame::{Frame, FrameError, Mac, TagOp, HEADER_LEN, TAG_LEN};
 use bitset::PortSet;
+use bpdu::{Bpdu, BridgeId, BPDU_DST};
 use mactable::{Learn, MacTable};
 
 /// A port number (0 is the management port).
@@ -40,6 +41,8 @@ pub struct Config {
     pub hashsize: usize,
     pub mac: Mac,
     pub priority: u16,
+    /// Fast spanning tree on (`-F`).
+    pub fstp: bool,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             hashsize: 128,
             mac: Mac([0x00, 0xff, 0, 0, 0, 1]),
             priority: 0x8000,
+            fstp: false,
         }
     }
 }
@@ -82,6 +86,8 @@ pub struct Drops {
     pub same_port: u64,
     /// Source not learned because the MAC table is at its bound.
     pub table_full: u64,
+    /// Frames to the BPDU address that are not BPDUs we take (with FSTP on).
+    pub bad_bpdu: u64,
 }
 
 /// A client endpoint attached to a port.
@@ -140,6 +146,10 @@ pub struct Vlan {
     pub tagged: PortSet,
     /// Members that forward: active members (spanning tree permitting).
     pub fwd: PortSet,
+    /// Edge ports of this VLAN's spanning tree (fstp/setedge).
+    pub edge: PortSet,
+    /// Bonus port and cost (fstp/bonus).
+    pub bonus: Option<(PortId, i64)>,
 }
 
 impl Vlan {
@@ -148,6 +158,8 @@ impl Vlan {
             untagged: PortSet::with_ports(n),
             tagged: PortSet::with_ports(n),
             fwd: PortSet::with_ports(n),
+            edge: PortSet::with_ports(n),
+            bonus: None,
         }
     }
 
@@ -186,11 +198,17 @@ pub enum Event {
     CloseEndpoint(EndpointId),
     /// A debug line for subscribers of `category` (see [`crate::mgmt::debug`]).
     Debug { category: usize, text: String },
+    /// A frame the switch itself sends (a BPDU) to every endpoint of `port`.
+    Frame { port: PortId, frame: Vec<u8> },
 }
 
 /// Debug categories, in the order the C switch lists them.
 pub const DBG_HASH_NEW: usize = 0;
 pub const DBG_HASH_DEL: usize = 1;
+pub const DBG_FSTP_STATUS: usize = 2;
+pub const DBG_FSTP_ROOT: usize = 3;
+pub const DBG_FSTP_UP: usize = 4;
+pub const DBG_FSTP_DOWN: usize = 5;
 pub const DBG_PORT_NEW: usize = 6;
 pub const DBG_PORT_DEL: usize = 7;
 pub const DBG_PORT_DESCR: usize = 8;
@@ -235,6 +253,12 @@ pub struct Switch {
     events: VecDeque<Event>,
     debug_mask: u64,
     pub drops: Drops,
+    /// Spanning-tree instances by VLAN (only while FSTP is on).
+    instances: Vec<Option<Box<fstp::Instance>>>,
+    /// Timers of new spanning-tree instances.
+    pub fstp_timers: fstp::Timers,
+    /// The latest time the shell told us (for changes made by commands).
+    now: Instant,
 }
 
 impl Switch {
@@ -254,6 +278,9 @@ impl Switch {
             events: VecDeque::new(),
             debug_mask: 0,
             drops: Drops::default(),
+            instances: (0..4096).map(|_| None).collect(),
+            fstp_timers: fstp::Timers::default(),
+            now,
             start: now,
             cfg: Config { hashsize, ..cfg },
         }
@@ -333,11 +360,25 @@ impl Switch {
 
     /// When [`Switch::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Instant {
-        self.start + Duration::from_secs(self.next_gc)
+        let gc = self.start + Duration::from_secs(self.next_gc);
+        self.instances
+            .iter()
+            .flatten()
+            .filter_map(|i| i.poll_timeout())
+            .fold(gc, |a, b| a.min(b))
     }
 
     /// Runs the MAC table garbage collector if it is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        for v in 0..self.instances.len() {
+            if let Some(inst) = self.instances[v].as_mut() {
+                if inst.poll_timeout().is_some_and(|t| t <= now) {
+                    inst.handle_timeout(now);
+                    self.drain_fstp(v as u16);
+                }
+            }
+        }
         let t = self.secs(now);
         if t < self.next_gc {
             return;
@@ -440,6 +481,20 @@ impl Switch {
         };
         if tagged_in && frame.len() < HEADER_LEN + TAG_LEN {
             self.drops.bad_tag += 1;
+            return &self.out;
+        }
+        if self.fstp_on() && frame.dst() == BPDU_DST {
+            match Bpdu::parse(buf) {
+                Ok((b, _)) => {
+                    self.set_now(now);
+                    if let Some(inst) = self.instances[vid as usize].as_mut() {
+                        inst.handle_bpdu(port, &b, now);
+                        self.drain_fstp(vid);
+                    }
+                }
+                Err(_) => self.drops.bad_bpdu += 1,
+            }
+            self.out.clear();
             return &self.out;
         }
         let Some(vlan) = self.vlans[vid as usize].as_ref() else {
@@ -600,13 +655,227 @@ impl Switch {
     /// flushing their MAC tables as the C switch does on join and leave.
     fn set_active(&mut self, port: PortId, active: bool) {
         self.flush_port_vlans(port);
+        let stp = self.fstp_on();
         for v in self.vlans.iter_mut().flatten() {
-            if active && v.is_member(port) {
+            if active && v.is_member(port) && !stp {
                 v.fwd.insert(port);
-            } else {
+            } else if !active {
                 v.fwd.remove(port);
             }
         }
+        self.reconcile_all();
+    }
+
+    // ---------------------------------------------------------------
+    // Fast spanning tree
+
+    /// Tells the core the time (for changes made by commands).
+    pub fn set_now(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// Whether the spanning tree runs (never in hub mode).
+    pub fn fstp_on(&self) -> bool {
+        self.cfg.fstp && !self.cfg.hub
+    }
+
+    pub fn fstp_instance(&self, vlan: u16) -> Option<&fstp::Instance> {
+        self.instances.get(vlan as usize).and_then(|i| i.as_deref())
+    }
+
+    /// `fstp/setfstp`: starts or stops the spanning tree of every VLAN.
+    pub fn set_fstp(&mut self, on: bool) {
+        self.cfg.fstp = on;
+        if !self.fstp_on() {
+            for i in self.instances.iter_mut() {
+                *i = None;
+            }
+            // without the tree every active member forwards
+            let active: Vec<PortId> = self
+                .ports()
+                .filter(|(_, p)| p.is_active())
+                .map(|(i, _)| i)
+                .collect();
+            for v in self.vlans.iter_mut().flatten() {
+                for &p in &active {
+                    if v.is_member(p) {
+                        v.fwd.insert(p);
+                    }
+                }
+            }
+        } else {
+            self.reconcile_all();
+        }
+    }
+
+    /// Brings each VLAN's instance in line with the active members.
+    fn reconcile_all(&mut self) {
+        for v in 0..4096u16 {
+            if self.vlans[v as usize].is_some() {
+                self.reconcile(v);
+            } else {
+                self.instances[v as usize] = None;
+            }
+        }
+    }
+
+    /// Creates the VLAN's instance if needed and tells it which ports are
+    /// up (active members); ports going down stop forwarding at once.
+    fn reconcile(&mut self, vid: u16) {
+        if !self.fstp_on() {
+            return;
+        }
+        let Some(vlan) = self.vlans[vid as usize].as_ref() else {
+            return;
+        };
+        let want: Vec<PortId> = vlan
+            .members()
+            .map(|(p, _)| p)
+            .filter(|&p| self.port(p).is_some_and(|x| x.is_active()))
+            .collect();
+        let (edge, bonus) = (vlan.edge.clone(), vlan.bonus);
+        let now = self.now;
+        let created = self.instances[vid as usize].is_none();
+        if created {
+            let id = BridgeId::new(self.cfg.priority, self.cfg.mac);
+            let mut inst = fstp::Instance::new(id, vid, self.fstp_timers, now);
+            inst.set_bonus(bonus, now);
+            self.instances[vid as usize] = Some(Box::new(inst));
+            if let Some(v) = self.vlans[vid as usize].as_mut() {
+                v.fwd = PortSet::with_ports(self.ports.len());
+            }
+        }
+        let inst = self.instances[vid as usize]
+            .as_mut()
+            .expect("created above");
+        let had: Vec<PortId> = inst.ports().collect();
+        let mut changed = Vec::new();
+        for &p in had.iter().filter(|p| !want.contains(p)) {
+            inst.port_down(p, now);
+            changed.push((p, false));
+        }
+        for &p in want.iter().filter(|p| !had.contains(p)) {
+            if edge.contains(p) {
+                inst.set_edge(p, true, now);
+            }
+            inst.port_up(p, now);
+            changed.push((p, true));
+        }
+        for (p, up) in changed {
+            if !up {
+                if let Some(v) = self.vlans[vid as usize].as_mut() {
+                    v.fwd.remove(p);
+                }
+            }
+            let cat = if up { DBG_FSTP_UP } else { DBG_FSTP_DOWN };
+            self.debug(cat, || {
+                format!("Port {p:04} VLAN {:02x}:{:02x}", vid >> 8, vid & 0xff)
+            });
+        }
+        self.drain_fstp(vid);
+    }
+
+    /// Acts on what a VLAN's instance asks for.
+    fn drain_fstp(&mut self, vid: u16) {
+        let Some(mut inst) = self.instances[vid as usize].take() else {
+            return;
+        };
+        while let Some(out) = inst.poll_output() {
+            match out {
+                fstp::Output::Send { port, bpdu } => self.send_bpdu(vid, port, &bpdu),
+                fstp::Output::State { port, forwarding } => {
+                    let active = self.port(port).is_some_and(|p| p.is_active());
+                    if let Some(v) = self.vlans[vid as usize].as_mut() {
+                        if forwarding && active && v.is_member(port) {
+                            v.fwd.insert(port);
+                        } else {
+                            v.fwd.remove(port);
+                        }
+                    }
+                    let st = if forwarding {
+                        "learning+forwarding"
+                    } else {
+                        "discarding"
+                    };
+                    self.debug(DBG_FSTP_STATUS, || {
+                        format!(
+                            "Port {port:04} VLAN {:02x}:{:02x} {st}",
+                            vid >> 8,
+                            vid & 0xff
+                        )
+                    });
+                }
+                fstp::Output::Flush { ports } => {
+                    self.flush_macs(|e| e.vlan == vid && ports.contains(&e.port));
+                }
+                fstp::Output::RootChanged { root, root_port } => {
+                    let rp = root_port.unwrap_or(0);
+                    self.debug(DBG_FSTP_ROOT, || {
+                        format!(
+                            "Port {rp:04} VLAN {:02x}:{:02x} -> {root}",
+                            vid >> 8,
+                            vid & 0xff
+                        )
+                    });
+                }
+            }
+        }
+        self.instances[vid as usize] = Some(inst);
+    }
+
+    /// Queues a BPDU for every endpoint of `port`, tagged on tagged members.
+    fn send_bpdu(&mut self, vid: u16, port: PortId, b: &Bpdu) {
+        let tagged = self.vlans[vid as usize]
+            .as_ref()
+            .is_some_and(|v| v.tagged.contains(port));
+        let mut buf = [0u8; 57];
+        let n = b.emit(self.cfg.mac, tagged.then_some(vid), &mut buf);
+        if let Some(Some(p)) = self.ports.get_mut(port as usize) {
+            p.counters.pkts_out += 1;
+            p.counters.bytes_out += n as u64;
+        }
+        self.events.push_back(Event::Frame {
+            port,
+            frame: buf[..n].to_vec(),
+        });
+    }
+
+    /// `fstp/setedge VLAN PORT 0|1`
+    pub fn fstp_setedge(&mut self, vlan: i64, port: i64, edge: bool) -> Result<(), Errno> {
+        if !(0..=i64::from(MAX_VLAN)).contains(&vlan) {
+            return Err(EINVAL);
+        }
+        let p = self.check_port(port)?;
+        let v = self.vlans[vlan as usize].as_mut().ok_or(ENXIO)?;
+        if edge {
+            v.edge.insert(p);
+        } else {
+            v.edge.remove(p);
+        }
+        let now = self.now;
+        if let Some(inst) = self.instances[vlan as usize].as_mut() {
+            inst.set_edge(p, edge, now);
+            self.drain_fstp(vlan as u16);
+        }
+        Ok(())
+    }
+
+    /// `fstp/bonus VLAN PORT COST`
+    pub fn fstp_bonus(&mut self, vlan: i64, port: i64, cost: i64) -> Result<(), Errno> {
+        if !(0..=i64::from(MAX_VLAN)).contains(&vlan) {
+            return Err(EINVAL);
+        }
+        let p = self.check_port(port)?;
+        let v = self.vlans[vlan as usize].as_mut().ok_or(ENXIO)?;
+        v.bonus = Some((p, cost));
+        let now = self.now;
+        if let Some(inst) = self.instances[vlan as usize].as_mut() {
+            inst.set_bonus(Some((p, cost)), now);
+            self.drain_fstp(vlan as u16);
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------
@@ -655,6 +924,7 @@ impl Switch {
             v.tagged.remove(p);
             v.fwd.remove(p);
         }
+        self.reconcile_all();
         Ok(())
     }
 
@@ -763,6 +1033,7 @@ impl Switch {
         if let Some(port) = self.ports[p as usize].as_mut() {
             port.untagged_vlan = vlan;
         }
+        self.reconcile_all();
         Ok(())
     }
 
@@ -776,6 +1047,7 @@ impl Switch {
             return Err(EEXIST);
         }
         *slot = Some(Box::new(Vlan::with_ports(self.ports.len())));
+        self.reconcile(n as u16);
         Ok(())
     }
 
@@ -789,6 +1061,7 @@ impl Switch {
             return Err(EADDRINUSE);
         }
         self.vlans[n as usize] = None;
+        self.instances[n as usize] = None;
         Ok(())
     }
 
@@ -809,6 +1082,7 @@ impl Switch {
         }
         let n = n as u16;
         self.flush_macs(|e| e.vlan == n);
+        self.reconcile(n);
         Ok(())
     }
 
@@ -829,6 +1103,7 @@ impl Switch {
         v.tagged.remove(p);
         v.fwd.remove(p);
         self.flush_macs(|e| e.port == p);
+        self.reconcile(n as u16);
         Ok(())
     }
 

@@ -147,13 +147,13 @@ pub static TABLE: &[Command] = &[
         "fstp/setedge",
         "VLAN PORT 1/0",
         "Define an edge port for a vlan 1=Y 0=N",
-        fstp_later,
+        fstp_setedge,
     ),
     cmd(
         "fstp/bonus",
         "VLAN PORT COST",
         "set the port bonus for a vlan",
-        fstp_later,
+        fstp_bonus,
     ),
     out(
         "fstp/print",
@@ -560,23 +560,31 @@ fn fstp_showinfo(ctx: &mut Ctx<'_>, _: &str, o: &mut String) -> Result<(), Errno
         "MAC {} Priority {} (0x{:04x})",
         c.mac, c.priority, c.priority
     );
-    o.push_str("FSTP=false\n");
+    let _ = writeln!(o, "FSTP={}", ctx.sw.fstp_on());
     Ok(())
 }
 
 fn fstp_setfstp(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
-    if atoi(args) == 0 {
-        return Ok(());
-    }
-    if ctx.sw.is_hub() {
+    let on = atoi(args) != 0;
+    if on && ctx.sw.is_hub() {
         o.push_str("Can't use fstp in hub mode\n");
         return Ok(());
     }
-    Err(ENOSYS)
+    ctx.sw.set_now(ctx.now);
+    ctx.sw.set_fstp(on);
+    Ok(())
 }
 
-fn fstp_later(_: &mut Ctx<'_>, _: &str, _: &mut String) -> Result<(), Errno> {
-    Err(ENOSYS)
+fn fstp_setedge(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let [v, p, e] = scan_ints::<3>(args).ok_or(EINVAL)?;
+    ctx.sw.set_now(ctx.now);
+    ctx.sw.fstp_setedge(v, p, e != 0)
+}
+
+fn fstp_bonus(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let [v, p, c] = scan_ints::<3>(args).ok_or(EINVAL)?;
+    ctx.sw.set_now(ctx.now);
+    ctx.sw.fstp_bonus(v, p, c)
 }
 
 fn fstp_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
@@ -590,38 +598,55 @@ fn fstp_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno
         }
     }
     let c = ctx.sw.config().clone();
-    let age = ctx.sw.secs(ctx.now);
+    let on = ctx.sw.fstp_on();
+    let uptime = ctx.sw.secs(ctx.now);
+    let own = crate::core::bpdu::BridgeId::new(c.priority, c.mac);
     for (v, vlan) in ctx.sw.vlans() {
         if only.is_some_and(|n| n != i64::from(v)) {
             continue;
         }
-        let _ = writeln!(o, "FST DATA VLAN {v:04} ROOTSWITCH FSTP IS DISABLED");
-        let m = c.mac.0;
+        let inst = ctx.sw.fstp_instance(v);
+        let is_root = inst.is_none_or(|i| i.is_root());
         let _ = writeln!(
             o,
-            " ++ root {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            c.priority >> 8,
-            c.priority & 0xff,
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-            m[4],
-            m[5]
+            "FST DATA VLAN {v:04} {} {}",
+            if is_root { "ROOTSWITCH" } else { "" },
+            if on { "" } else { "FSTP IS DISABLED" }
         );
-        o.push_str(" ++ designated ff:ff:ff:ff:ff:ff:ff:ff\n");
-        let _ = writeln!(
-            o,
-            " ++ rootport 0000 cost 0 age {age} bonusport 0000 bonuscost 0"
-        );
-        for p in vlan.untagged.iter().filter(|&p| vlan.fwd.contains(p)) {
-            let _ = writeln!(
-                o,
-                " -- Port {p:04} tagged=0 portcost=20000000 role=Designated"
-            );
+        let root = inst.map_or(own, |i| i.root());
+        let _ = writeln!(o, " ++ root {root}");
+        match inst.and_then(|i| i.designated()) {
+            Some(d) => {
+                let _ = writeln!(o, " ++ designated {d}");
+            }
+            None => o.push_str(" ++ designated ff:ff:ff:ff:ff:ff:ff:ff\n"),
         }
-        for p in vlan.tagged.iter().filter(|&p| vlan.fwd.contains(p)) {
-            let _ = writeln!(o, " -- Port {p:04} tagged=1 portcost=20000000 role=Unknown");
+        let (rp, cost, age) = match inst {
+            Some(i) => (i.root_port().unwrap_or(0), i.root_cost(), i.age(ctx.now)),
+            None => (0, 0, uptime),
+        };
+        let (bp, bc) = vlan.bonus.unwrap_or((0, 0));
+        let _ = writeln!(
+            o,
+            " ++ rootport {rp:04} cost {cost} age {age} bonusport {bp:04} bonuscost {bc}"
+        );
+        for (tagged, set) in [(0, &vlan.untagged), (1, &vlan.tagged)] {
+            for p in set
+                .iter()
+                .filter(|&p| ctx.sw.port(p).is_some_and(|x| x.is_active()))
+            {
+                let (pc, role) = match inst {
+                    Some(i) => (i.port_cost(p), i.port_role(p).name()),
+                    None => (
+                        20_000_000,
+                        if tagged == 1 { "Unknown" } else { "Designated" },
+                    ),
+                };
+                let _ = writeln!(
+                    o,
+                    " -- Port {p:04} tagged={tagged} portcost={pc} role={role}"
+                );
+            }
         }
     }
     Ok(())

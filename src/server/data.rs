@@ -124,6 +124,11 @@ impl AsRawFd for DataIo {
     }
 }
 
+/// Sends one frame the switch itself originates (a BPDU) to an endpoint.
+pub fn send_one(ep: &Endpoint, frame: &[u8]) -> io::Result<usize> {
+    send_frames(ep.data.as_raw_fd(), ep.data.is_socket(), &[frame])
+}
+
 /// Sends frames in one call on a socket, one write each on a device.
 fn send_frames(fd: RawFd, sock: bool, frames: &[&[u8]]) -> io::Result<usize> {
     if sock {

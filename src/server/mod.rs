@@ -492,6 +492,15 @@ impl Server {
                         self.close_endpoint(idx);
                     }
                 }
+                Event::Frame { port, frame } => {
+                    for &i in self.port_eps.get(port as usize).map_or(&[][..], |v| &v[..]) {
+                        if let Some(Conn::Endpoint(ep)) = &self.conns[i] {
+                            if data::send_one(ep, &frame).is_err() {
+                                self.stats.tx_error += 1;
+                            }
+                        }
+                    }
+                }
                 Event::Debug { category, text } => {
                     let line = mgmt::debug::line(category, &text);
                     let bit = 1u64 << category;

@@ -115,6 +115,7 @@ pub fn open(loc: &Locator, args: &OpenArgs, hub: bool) -> Result<Box<dyn Plug>, 
         hashsize: number("hashsize")?.map_or(256, |h| h as usize),
         mac: Config::default().mac,
         priority: 0x8000,
+        fstp: false,
     };
     let options = Options {
         ctl_dir: dir.clone(),
