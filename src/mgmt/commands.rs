@@ -393,6 +393,7 @@ fn stats(ctx: &mut Ctx<'_>, _: &str, o: &mut String) -> Result<(), Errno> {
     let _ = writeln!(o, "drop vlan {}", d.vlan);
     let _ = writeln!(o, "drop not_forwarding {}", d.not_forwarding);
     let _ = writeln!(o, "drop same_port {}", d.same_port);
+    let _ = writeln!(o, "drop bad_bpdu {}", d.bad_bpdu);
     let _ = writeln!(o, "drop no_port {}", d.no_port);
     let _ = writeln!(o, "drop tx_full {}", s.tx_full);
     let _ = writeln!(o, "drop tx_error {}", s.tx_error);
