@@ -128,6 +128,30 @@ fn ring_of_three_converges_and_fails_over() {
     let _ = r.cables[0].wait();
     let t = converged(&mut r, 10).expect("no failover after a cable died");
     eprintln!("failover after a dead cable: {t:?}");
+    // plug it back (the ports are reused): the ring blocks one port again
+    let (a, b) = (r.sws[0].ctl.clone(), r.sws[1].ctl.clone());
+    r.cables[0] = Command::new(OUR_PLUG)
+        .args([a.to_str().unwrap(), b.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(10, || {
+            let blocked: usize = r
+                .sws
+                .iter()
+                .map(|s| s.cmd("fstp/print").matches("role=Alternate/Backup").count())
+                .sum();
+            let disabled: usize = r
+                .sws
+                .iter()
+                .map(|s| s.cmd("fstp/print").matches("role=Disabled").count())
+                .sum();
+            blocked == 1 && disabled == 0
+        }),
+        "re-plugged ring: {}",
+        r.sws[0].cmd("fstp/print")
+    );
+    converged(&mut r, 10).expect("no loop-free delivery after re-plugging");
 }
 
 #[test]

@@ -293,6 +293,11 @@ impl Instance {
     pub fn ports(&self) -> impl Iterator<Item = PortId> + '_ {
         self.ports.keys().copied()
     }
+
+    /// Ports that are up.
+    pub fn up_ports(&self) -> impl Iterator<Item = PortId> + '_ {
+        self.ports.iter().filter(|(_, p)| p.up).map(|(&n, _)| n)
+    }
     /// The cost added to BPDUs received on `port` (20,000,000 minus the
     /// bonus if it is the bonus port).
     pub fn port_cost(&self, port: PortId) -> u32 {

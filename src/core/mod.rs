@@ -750,7 +750,7 @@ impl Switch {
         let inst = self.instances[vid as usize]
             .as_mut()
             .expect("created above");
-        let had: Vec<PortId> = inst.ports().collect();
+        let had: Vec<PortId> = inst.up_ports().collect();
         let mut changed = Vec::new();
         for &p in had.iter().filter(|p| !want.contains(p)) {
             inst.port_down(p, now);
