@@ -221,6 +221,105 @@ impl Bpdu {
     }
 }
 
+/// IEEE 802.1D configuration BPDUs, spoken to standard bridges (a Linux
+/// kernel bridge with STP on): version 0, type 0, timers in big-endian
+/// 1/256 s, no role bits (only designated ports send them).
+pub mod config {
+    use super::*;
+
+    /// LLC + 35-byte configuration BPDU.
+    const LLC_LEN: u16 = 38;
+    /// Timers we advertise to standard bridges (seconds): they adopt the
+    /// root's, and 802.1D needs max age >= 2 * (hello + 1).
+    const MAX_AGE: u16 = 20;
+    const HELLO: u16 = 2;
+    const FORWARD_DELAY: u16 = 4;
+
+    fn be256(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes([b[at], b[at + 1]]) / 256
+    }
+
+    /// Parses an 802.1D configuration BPDU into the same fields, with the
+    /// flags of a designated forwarding port (where standard bridges send
+    /// them from) and the TC bit kept.
+    pub fn parse(frame: &[u8]) -> Result<(Bpdu, Option<u16>), BpduError> {
+        if frame.len() < HEADER_LEN {
+            return Err(BpduError::Short(frame.len()));
+        }
+        if frame[..6] != BPDU_DST.0 {
+            return Err(BpduError::NotBpdu);
+        }
+        let (b, tci) = if u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_VLAN {
+            if frame.len() < HEADER_LEN + TAG_LEN {
+                return Err(BpduError::BadTag);
+            }
+            (
+                &frame[TAG_LEN..],
+                Some(u16::from_be_bytes([frame[14], frame[15]])),
+            )
+        } else {
+            (frame, None)
+        };
+        if b.len() < 52 {
+            return Err(BpduError::Short(b.len()));
+        }
+        let (version, kind) = (b[19], b[20]);
+        if version != 0 || kind != 0 || b[17..19] != [0, 0] {
+            return Err(BpduError::Unsupported { version, kind });
+        }
+        let mut root = [0u8; 8];
+        root.copy_from_slice(&b[22..30]);
+        let mut bridge = [0u8; 8];
+        bridge.copy_from_slice(&b[34..42]);
+        Ok((
+            Bpdu {
+                flags: flags::ROLE_DESIGNATED | flags::FORWARDING | (b[21] & flags::TC),
+                root: BridgeId(root),
+                root_cost: u32::from_be_bytes([b[30], b[31], b[32], b[33]]),
+                bridge: BridgeId(bridge),
+                port: [b[42], b[43]],
+                message_age: be256(b, 44),
+                max_age: be256(b, 46),
+                hello: be256(b, 48).max(1),
+                forward_delay: be256(b, 50),
+            },
+            tci,
+        ))
+    }
+
+    /// Writes `b` as an 802.1D configuration BPDU (60 bytes untagged, padded;
+    /// 64 tagged). `out` must hold 64 bytes.
+    pub fn emit(b: &Bpdu, src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
+        out[..64].fill(0);
+        out[..6].copy_from_slice(&BPDU_DST.0);
+        out[6..12].copy_from_slice(&src.0);
+        let mut o = 12;
+        if let Some(t) = tci {
+            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            out[14..16].copy_from_slice(&t.to_be_bytes());
+            o = 16;
+        }
+        let p = &mut out[o..o + 40];
+        p[0..2].copy_from_slice(&LLC_LEN.to_be_bytes());
+        p[2..5].copy_from_slice(&[0x42, 0x42, 0x03]);
+        // protocol 0, version 0, type 0 at p[5..9]
+        p[9] = b.flags & flags::TC;
+        p[10..18].copy_from_slice(&b.root.0);
+        p[18..22].copy_from_slice(&b.root_cost.to_be_bytes());
+        p[22..30].copy_from_slice(&b.bridge.0);
+        p[30..32].copy_from_slice(&b.port);
+        p[32..34].copy_from_slice(&(b.message_age.min(MAX_AGE) * 256).to_be_bytes());
+        p[34..36].copy_from_slice(&(MAX_AGE * 256).to_be_bytes());
+        p[36..38].copy_from_slice(&(HELLO * 256).to_be_bytes());
+        p[38..40].copy_from_slice(&(FORWARD_DELAY * 256).to_be_bytes());
+        if tci.is_some() {
+            64
+        } else {
+            60
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +399,48 @@ mod tests {
                 g[12..14].copy_from_slice(&[0x81, 0x00]);
                 let _ = Bpdu::parse(&g);
             }
+        }
+    }
+
+    #[test]
+    fn standard_config_bpdus_round_trip() {
+        let mut b = observed_bpdu();
+        b.flags = flags::TC | flags::ROLE_DESIGNATED;
+        b.message_age = 3;
+        let mut out = [0u8; 64];
+        let n = config::emit(&b, Mac([0, 0xff, 0, 0, 0, 3]), None, &mut out);
+        assert_eq!(n, 60);
+        assert_eq!(
+            &out[12..22],
+            &[0x00, 0x26, 0x42, 0x42, 0x03, 0, 0, 0, 0, 0x01]
+        );
+        assert_eq!(&out[22..30], &b.root.0);
+        assert_eq!(
+            &out[44..52],
+            &[0x03, 0x00, 0x14, 0x00, 0x02, 0x00, 0x04, 0x00]
+        );
+        let (p, tci) = config::parse(&out[..n]).unwrap();
+        assert_eq!(
+            (p.root, p.bridge, p.root_cost, p.port, tci),
+            (b.root, b.bridge, 0, b.port, None)
+        );
+        assert_eq!(
+            (p.message_age, p.max_age, p.hello, p.forward_delay),
+            (3, 20, 2, 4)
+        );
+        assert_eq!(Role::from_flags(p.flags), Role::Designated);
+        assert_eq!(p.flags & flags::TC, flags::TC);
+        // the vde RST BPDU is not a config BPDU, and the other way round
+        assert!(config::parse(&OBSERVED).is_err());
+        assert!(matches!(
+            Bpdu::parse(&out[..n]),
+            Err(BpduError::Unsupported {
+                version: 0,
+                kind: 0
+            })
+        ));
+        for len in 0..64 {
+            let _ = config::parse(&out[..len]);
         }
     }
 

@@ -257,6 +257,9 @@ pub struct Switch {
     instances: Vec<Option<Box<fstp::Instance>>>,
     /// Timers of new spanning-tree instances.
     pub fstp_timers: fstp::Timers,
+    /// Ports where a standard (802.1D) bridge was heard: BPDUs go out there
+    /// as 802.1D configuration BPDUs.
+    std_bpdu: PortSet,
     /// The latest time the shell told us (for changes made by commands).
     now: Instant,
 }
@@ -280,6 +283,7 @@ impl Switch {
             drops: Drops::default(),
             instances: (0..4096).map(|_| None).collect(),
             fstp_timers: fstp::Timers::default(),
+            std_bpdu: PortSet::with_ports(nslots),
             now,
             start: now,
             cfg: Config { hashsize, ..cfg },
@@ -484,7 +488,21 @@ impl Switch {
             return &self.out;
         }
         if self.fstp_on() && frame.dst() == BPDU_DST {
-            match Bpdu::parse(buf) {
+            let parsed = match Bpdu::parse(buf) {
+                Err(bpdu::BpduError::Unsupported {
+                    version: 0,
+                    kind: 0,
+                }) => {
+                    // a standard 802.1D bridge: answer it in its own format
+                    let r = bpdu::config::parse(buf);
+                    if r.is_ok() {
+                        self.std_bpdu.insert(port);
+                    }
+                    r
+                }
+                r => r,
+            };
+            match parsed {
                 Ok((b, _)) => {
                     self.set_now(now);
                     if let Some(inst) = self.instances[vid as usize].as_mut() {
@@ -655,6 +673,9 @@ impl Switch {
     /// flushing their MAC tables as the C switch does on join and leave.
     fn set_active(&mut self, port: PortId, active: bool) {
         self.flush_port_vlans(port);
+        if !active {
+            self.std_bpdu.remove(port);
+        }
         let stp = self.fstp_on();
         for v in self.vlans.iter_mut().flatten() {
             if active && v.is_member(port) && !stp {
@@ -830,8 +851,12 @@ impl Switch {
         let tagged = self.vlans[vid as usize]
             .as_ref()
             .is_some_and(|v| v.tagged.contains(port));
-        let mut buf = [0u8; 57];
-        let n = b.emit(self.cfg.mac, tagged.then_some(vid), &mut buf);
+        let mut buf = [0u8; 64];
+        let n = if self.std_bpdu.contains(port) {
+            bpdu::config::emit(b, self.cfg.mac, tagged.then_some(vid), &mut buf)
+        } else {
+            b.emit(self.cfg.mac, tagged.then_some(vid), &mut buf)
+        };
         if let Some(Some(p)) = self.ports.get_mut(port as usize) {
             p.counters.pkts_out += 1;
             p.counters.bytes_out += n as u64;
