@@ -177,6 +177,10 @@ struct Port {
     forwarding: bool,
     /// Forwarding by fallback: no FSTP peer, treated as an edge.
     oper_edge: bool,
+    /// The peer is a standard 802.1D bridge: no proposal/agreement, so a
+    /// designated port forwards after listening and learning
+    /// (2 × forward delay), as 802.1D does.
+    legacy: bool,
     proposing_since: Option<Instant>,
     info: Option<Info>,
     last_rx: Option<Instant>,
@@ -194,6 +198,7 @@ impl Port {
             role: PortRole::Disabled,
             forwarding: false,
             oper_edge: false,
+            legacy: false,
             proposing_since: None,
             info: None,
             last_rx: None,
@@ -294,6 +299,14 @@ impl Instance {
         self.ports.keys().copied()
     }
 
+    /// Marks the port as facing a standard 802.1D bridge (heard from it) or
+    /// not: such a port goes forwarding by timer, not by agreement.
+    pub fn set_legacy(&mut self, port: PortId, legacy: bool) {
+        if let Some(p) = self.ports.get_mut(&port) {
+            p.legacy = legacy;
+        }
+    }
+
     /// Ports that are up.
     pub fn up_ports(&self) -> impl Iterator<Item = PortId> + '_ {
         self.ports.iter().filter(|(_, p)| p.up).map(|(&n, _)| n)
@@ -321,6 +334,7 @@ impl Instance {
         p.info = None;
         p.last_rx = None;
         p.oper_edge = false;
+        p.legacy = false;
         p.role = PortRole::Disabled;
         self.update_roles(now);
         self.finish(now);
@@ -461,6 +475,14 @@ impl Instance {
             {
                 fallback.push(n);
             }
+            if p.legacy
+                && p.role == PortRole::Designated
+                && !p.forwarding
+                && p.proposing_since
+                    .is_some_and(|t| t + 2 * self.timers.forward_delay <= now)
+            {
+                fallback.push(n);
+            }
         }
         if changed {
             self.update_roles(now);
@@ -468,7 +490,7 @@ impl Instance {
         for n in fallback {
             if let Some(p) = self.ports.get_mut(&n) {
                 if p.role == PortRole::Designated && !p.forwarding {
-                    p.oper_edge = true;
+                    p.oper_edge = !p.legacy;
                     p.proposing_since = None;
                     self.set_forwarding(n, true);
                 }
@@ -501,6 +523,9 @@ impl Instance {
                 p.tc_rx_hold,
                 p.proposing_since.filter(|_| !p.forwarding).map(|s| {
                     let fb = s + self.timers.forward_delay;
+                    if p.legacy {
+                        return s + 2 * self.timers.forward_delay;
+                    }
                     match p.last_rx {
                         Some(r) => fb.max(r + self.timers.active_window),
                         None => fb,

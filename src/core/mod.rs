@@ -505,7 +505,9 @@ impl Switch {
             match parsed {
                 Ok((b, _)) => {
                     self.set_now(now);
+                    let legacy = self.std_bpdu.contains(port);
                     if let Some(inst) = self.instances[vid as usize].as_mut() {
+                        inst.set_legacy(port, legacy);
                         inst.handle_bpdu(port, &b, now);
                         self.drain_fstp(vid);
                     }
