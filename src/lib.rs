@@ -37,5 +37,14 @@ pub fn init_logging() {
         .init();
 }
 
+/// Parses a file mode given in octal on a command line (`660`, `0660`),
+/// for clap's `value_parser`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode"))
+}
+
 /// The version this project reports in banners and `showinfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

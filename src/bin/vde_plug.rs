@@ -45,10 +45,10 @@ struct Args {
     #[arg(short = 'G', long, value_name = "GROUP")]
     group2: Option<String>,
     /// Mode of the (first) plug's socket (octal, default 0700).
-    #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = octal)]
+    #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = vde::parse_mode)]
     mode: Option<u32>,
     /// Mode of the second plug's socket.
-    #[arg(short = 'M', long = "mod2", value_name = "OCT", value_parser = octal)]
+    #[arg(short = 'M', long = "mod2", value_name = "OCT", value_parser = vde::parse_mode)]
     mode2: Option<u32>,
     /// Port of the (first) switch (obsolete: use VNL[N]).
     #[arg(long, value_name = "N", value_parser = positive)]
@@ -74,10 +74,6 @@ struct Args {
         value_name = "VNL"
     )]
     rest: Vec<String>,
-}
-
-fn octal(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode"))
 }
 
 fn positive(s: &str) -> Result<i64, String> {

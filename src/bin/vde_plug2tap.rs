@@ -20,7 +20,7 @@ struct Args {
     #[arg(short = 'g', long, value_name = "GROUP")]
     group: Option<String>,
     /// Mode of the data socket (octal, default 0700).
-    #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = |s: &str| u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode")))]
+    #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = vde::parse_mode)]
     mode: Option<u32>,
     /// Switch (control directory or VNL; default: the default switch).
     #[arg(short = 's', long, value_name = "SWITCH", default_value = "")]

@@ -40,16 +40,16 @@ struct Args {
     #[arg(short = 'M', long, value_name = "PATH")]
     mgmt: Option<PathBuf>,
     /// Mode of the management socket (octal).
-    #[arg(long, value_name = "OCT", value_parser = octal)]
+    #[arg(long, value_name = "OCT", value_parser = vde::parse_mode)]
     mgmtmode: Option<u32>,
     /// Group owner of the management socket.
     #[arg(long, value_name = "GROUP")]
     mgmtgroup: Option<String>,
     /// Mode of the control and data sockets (octal, default 0600).
-    #[arg(short = 'm', long = "mode", visible_alias = "mod", value_name = "OCT", value_parser = octal)]
+    #[arg(short = 'm', long = "mode", visible_alias = "mod", value_name = "OCT", value_parser = vde::parse_mode)]
     mode: Option<u32>,
     /// Mode of the control directory (octal, default 02700).
-    #[arg(long, value_name = "OCT", value_parser = octal)]
+    #[arg(long, value_name = "OCT", value_parser = vde::parse_mode)]
     dirmode: Option<u32>,
     /// Group owner of the control directory and sockets.
     #[arg(short = 'g', long, value_name = "GROUP")]
@@ -81,13 +81,6 @@ struct Args {
     /// Do not read commands from stdin (for service managers).
     #[arg(long)]
     nostdin: bool,
-}
-
-fn octal(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal mode"))
 }
 
 fn c_int(s: &str) -> Result<i64, String> {

@@ -65,7 +65,7 @@ struct Args {
     #[arg(short = 'M', long, value_name = "PATH")]
     mgmt: Option<PathBuf>,
     /// Mode of the management socket (octal, default 0700).
-    #[arg(long, value_name = "OCT", value_parser = |s: &str| u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode")))]
+    #[arg(long, value_name = "OCT", value_parser = vde::parse_mode)]
     mgmtmode: Option<u32>,
     /// Two switches, `LEFT:RIGHT` (`-` = stdin/stdout for that side).
     #[arg(short = 'v', long = "vde-plug", value_name = "VNL:VNL")]

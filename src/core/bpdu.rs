@@ -136,31 +136,60 @@ fn le(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
+/// Checks the destination and removes an 802.1Q tag. The slice returned is
+/// indexed with the untagged offsets: for a tagged frame it starts 4 bytes
+/// in (its first 12 bytes are then not the addresses, which nobody reads).
+fn untag(frame: &[u8]) -> Result<(&[u8], Option<u16>), BpduError> {
+    if frame.len() < HEADER_LEN {
+        return Err(BpduError::Short(frame.len()));
+    }
+    if frame[..6] != BPDU_DST.0 {
+        return Err(BpduError::NotBpdu);
+    }
+    if u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_VLAN {
+        return Ok((frame, None));
+    }
+    if frame.len() < HEADER_LEN + TAG_LEN {
+        return Err(BpduError::BadTag);
+    }
+    Ok((
+        &frame[TAG_LEN..],
+        Some(u16::from_be_bytes([frame[14], frame[15]])),
+    ))
+}
+
+/// Root, root path cost, bridge and port, at the same offsets in both BPDU
+/// formats (the caller has checked the length).
+fn vector(b: &[u8]) -> (BridgeId, u32, BridgeId, [u8; 2]) {
+    let mut root = [0u8; 8];
+    root.copy_from_slice(&b[22..30]);
+    let mut bridge = [0u8; 8];
+    bridge.copy_from_slice(&b[34..42]);
+    let cost = u32::from_be_bytes([b[30], b[31], b[32], b[33]]);
+    (BridgeId(root), cost, BridgeId(bridge), [b[42], b[43]])
+}
+
+/// Writes the addresses and the optional tag; returns where the 802.3
+/// length field goes.
+fn write_header(src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
+    out[..6].copy_from_slice(&BPDU_DST.0);
+    out[6..12].copy_from_slice(&src.0);
+    match tci {
+        Some(t) => {
+            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            out[14..16].copy_from_slice(&t.to_be_bytes());
+            16
+        }
+        None => 12,
+    }
+}
+
 impl Bpdu {
     /// Parses a frame (tagged or not) with the C switch's validation: the
     /// destination, at least 51 bytes after the tag, version 2 and type 2.
     /// Returns the BPDU and the frame's VLAN tag, if any.
     pub fn parse(frame: &[u8]) -> Result<(Bpdu, Option<u16>), BpduError> {
-        if frame.len() < HEADER_LEN {
-            return Err(BpduError::Short(frame.len()));
-        }
-        if frame[..6] != BPDU_DST.0 {
-            return Err(BpduError::NotBpdu);
-        }
-        // `b` is indexed with the untagged offsets: for a tagged frame it
-        // starts 4 bytes in (its first 12 bytes are then not the addresses,
-        // which are not read from it).
-        let (b, tci) = if u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_VLAN {
-            if frame.len() < HEADER_LEN + TAG_LEN {
-                return Err(BpduError::BadTag);
-            }
-            (
-                &frame[TAG_LEN..],
-                Some(u16::from_be_bytes([frame[14], frame[15]])),
-            )
-        } else {
-            (frame, None)
-        };
+        let (b, tci) = untag(frame)?;
         if b.len() < MIN_LEN {
             return Err(BpduError::Short(b.len()));
         }
@@ -168,19 +197,16 @@ impl Bpdu {
         if version != 2 || kind != 2 {
             return Err(BpduError::Unsupported { version, kind });
         }
-        let mut root = [0u8; 8];
-        root.copy_from_slice(&b[22..30]);
-        let mut bridge = [0u8; 8];
-        bridge.copy_from_slice(&b[34..42]);
+        let (root, root_cost, bridge, port) = vector(b);
         // the forward delay and v1 length may be missing in a 51-byte BPDU
         let opt = |o: usize| if b.len() >= o + 2 { le(b, o) } else { 0 };
         Ok((
             Bpdu {
                 flags: b[21],
-                root: BridgeId(root),
-                root_cost: u32::from_be_bytes([b[30], b[31], b[32], b[33]]),
-                bridge: BridgeId(bridge),
-                port: [b[42], b[43]],
+                root,
+                root_cost,
+                bridge,
+                port,
                 message_age: le(b, 44),
                 max_age: le(b, 46),
                 hello: le(b, 48),
@@ -193,14 +219,7 @@ impl Bpdu {
     /// Writes the BPDU as vde_switch sends it, from `src`, tagged with
     /// `tci` if given. Returns the length (53 or 57); `out` must hold 57.
     pub fn emit(&self, src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
-        out[..6].copy_from_slice(&BPDU_DST.0);
-        out[6..12].copy_from_slice(&src.0);
-        let mut o = 12;
-        if let Some(t) = tci {
-            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            out[14..16].copy_from_slice(&t.to_be_bytes());
-            o = 16;
-        }
+        let o = write_header(src, tci, out);
         let b = &mut out[o..o + 41];
         b[0..2].copy_from_slice(&LLC_LEN.to_be_bytes());
         b[2..5].copy_from_slice(&[0x42, 0x42, 0x03]);
@@ -243,23 +262,7 @@ pub mod config {
     /// flags of a designated forwarding port (where standard bridges send
     /// them from) and the TC bit kept.
     pub fn parse(frame: &[u8]) -> Result<(Bpdu, Option<u16>), BpduError> {
-        if frame.len() < HEADER_LEN {
-            return Err(BpduError::Short(frame.len()));
-        }
-        if frame[..6] != BPDU_DST.0 {
-            return Err(BpduError::NotBpdu);
-        }
-        let (b, tci) = if u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_VLAN {
-            if frame.len() < HEADER_LEN + TAG_LEN {
-                return Err(BpduError::BadTag);
-            }
-            (
-                &frame[TAG_LEN..],
-                Some(u16::from_be_bytes([frame[14], frame[15]])),
-            )
-        } else {
-            (frame, None)
-        };
+        let (b, tci) = untag(frame)?;
         if b.len() < 52 {
             return Err(BpduError::Short(b.len()));
         }
@@ -267,17 +270,14 @@ pub mod config {
         if version != 0 || kind != 0 || b[17..19] != [0, 0] {
             return Err(BpduError::Unsupported { version, kind });
         }
-        let mut root = [0u8; 8];
-        root.copy_from_slice(&b[22..30]);
-        let mut bridge = [0u8; 8];
-        bridge.copy_from_slice(&b[34..42]);
+        let (root, root_cost, bridge, port) = vector(b);
         Ok((
             Bpdu {
                 flags: flags::ROLE_DESIGNATED | flags::FORWARDING | (b[21] & flags::TC),
-                root: BridgeId(root),
-                root_cost: u32::from_be_bytes([b[30], b[31], b[32], b[33]]),
-                bridge: BridgeId(bridge),
-                port: [b[42], b[43]],
+                root,
+                root_cost,
+                bridge,
+                port,
                 message_age: be256(b, 44),
                 max_age: be256(b, 46),
                 hello: be256(b, 48).max(1),
@@ -291,14 +291,7 @@ pub mod config {
     /// 64 tagged). `out` must hold 64 bytes.
     pub fn emit(b: &Bpdu, src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
         out[..64].fill(0);
-        out[..6].copy_from_slice(&BPDU_DST.0);
-        out[6..12].copy_from_slice(&src.0);
-        let mut o = 12;
-        if let Some(t) = tci {
-            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            out[14..16].copy_from_slice(&t.to_be_bytes());
-            o = 16;
-        }
+        let o = write_header(src, tci, out);
         let p = &mut out[o..o + 40];
         p[0..2].copy_from_slice(&LLC_LEN.to_be_bytes());
         p[2..5].copy_from_slice(&[0x42, 0x42, 0x03]);
