@@ -6,6 +6,7 @@
 
 pub mod cable;
 pub mod core;
+pub mod cryptcab;
 pub mod ctl;
 pub mod dpipe;
 pub mod errno;
@@ -23,10 +24,15 @@ pub mod wirefilter;
 /// `VDE_LOG` (`error`, `warn`, `info`, `debug`, `trace`). Plain messages,
 /// colour only on a terminal. For the binaries' `main`.
 pub fn init_logging() {
+    init_logging_at(tracing::Level::WARN)
+}
+
+/// [`init_logging`] with another default level (`VDE_LOG` still wins).
+pub fn init_logging_at(default: tracing::Level) {
     let level = std::env::var("VDE_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
+        .unwrap_or(default);
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)

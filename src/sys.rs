@@ -80,48 +80,26 @@ pub fn peer_uid(fd: &impl AsRawFd) -> io::Result<u32> {
     peer_cred(fd).map(|(u, _)| u)
 }
 
-/// The uid and gid of the process at the other end of a unix stream socket.
-pub fn peer_cred(fd: &impl AsRawFd) -> io::Result<(u32, u32)> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` is a valid, writable ucred and `len` holds its size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((cred.uid, cred.gid))
-}
-
-/// Effective uid of this process.
-pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
+pub use vde_overlay::sys::{euid, peer_cred};
 
 /// Blocks SIGINT, SIGTERM and SIGHUP for this thread (and the threads it
 /// starts afterwards) and returns a non-blocking signalfd that reports them.
 pub fn signalfd_for_termination() -> io::Result<OwnedFd> {
+    signalfd(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+}
+
+/// Blocks `signals` for this thread (and the threads it starts afterwards)
+/// and returns a non-blocking signalfd that reports them.
+pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid sigset_t; the calls only modify it and the
     // calling thread's signal mask.
     let fd = unsafe {
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
         }

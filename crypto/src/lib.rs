@@ -1,10 +1,451 @@
-//! vde-crypto: the sans-IO secure-cable protocol of vde.
+//! vde-crypto: the sans-IO secure-cable protocol of vde, `vde-crypto/1`.
 //!
-//! This crate will hold the handshake messages, key schedule, seal/open,
-//! replay window and rekey timers of the vde-crypto protocol. It touches no
-//! socket and no clock: time is passed in by the caller.
+//! This crate holds the handshake messages, key schedule, seal/open, replay
+//! window and timers of the secure cable. It touches no socket and no clock:
+//! the caller passes every datagram in, sends every datagram the state
+//! machines write into its `out` buffer, and passes time in as `now`, a
+//! monotonic [`Duration`] since an arbitrary epoch of its choosing. The two
+//! state machines are [`Client`] (one cable, the initiator) and [`Server`]
+//! (many cables, the responder). Each call returns an enum telling the caller
+//! what to do next.
 //!
-//! Until the secure-cable work lands it only names the protocol it will speak.
+//! Cryptographic primitives all come from `ring`: X25519, HKDF-SHA256,
+//! HMAC-SHA256, SHA-256, ChaCha20-Poly1305 or AES-256-GCM.
+//!
+//! # Wire format of `vde-crypto/1`
+//!
+//! All integers are little-endian unless said otherwise. Every datagram
+//! starts with a type byte and three reserved bytes that are zero on send;
+//! a datagram with a nonzero reserved byte is dropped.
+//!
+//! | type | name      | direction        | length      |
+//! |------|-----------|------------------|-------------|
+//! | 0x01 | INIT      | client -> server | 72          |
+//! | 0x02 | RESP      | server -> client | 60          |
+//! | 0x04 | DATA      | both             | 32 + frame  |
+//! | 0x05 | KEEPALIVE | both             | 32          |
+//! | 0x06 | CLOSE     | both             | 32          |
+//!
+//! ## Key material
+//!
+//! Every cable has a 32-byte pre-shared key ([`Psk`]) named by an 8-byte
+//! [`KeyId`] chosen by the client (the cable id). In ticket mode the server
+//! holds a table `KeyId -> Psk` filled through an authenticated side channel
+//! (ssh); in PSK-file mode it holds a single PSK used for every key id. A PSK
+//! file is turned into a PSK by `HKDF-SHA256(salt = "vde-crypto/1 psk",
+//! ikm = file bytes, info = "psk", L = 32)`; files shorter than 16 bytes are
+//! refused.
+//!
+//! From a PSK:
+//!
+//! ```text
+//! ck0      = HKDF-Extract(salt = "vde-crypto/1", ikm = psk)
+//! mac1_key = HKDF-Expand(ck0, info = "mac1", 32)      (an HMAC-SHA256 key)
+//! ck       = HKDF-Expand(ck0, info = "ck", 32)        (salt of the handshake)
+//! ```
+//!
+//! ## INIT (72 bytes, client -> server)
+//!
+//! ```text
+//! [0]      0x01
+//! [1..4]   0
+//! [4..8]   client sender index (u32, random)
+//! [8..16]  key id
+//! [16..48] client ephemeral X25519 public key
+//! [48..56] timestamp (u64 BIG-endian, nanoseconds, strictly increasing)
+//! [56..72] mac1 = HMAC-SHA256(mac1_key, bytes[0..56])[..16]
+//! ```
+//!
+//! The server checks, in this order and before any X25519 or allocation:
+//! exact length, key id known (ticket mode; else dropped without answer),
+//! mac1 (constant time), timestamp strictly greater than the greatest one
+//! already accepted for that key id (else it is a replay), room for one more
+//! pending handshake (a new INIT for a key id replaces that key id's older
+//! pending handshake). The client's timestamp is
+//! `max(wall_clock_at_start + (now - start), previous + 1)` in nanoseconds.
+//!
+//! ## RESP (60 bytes, server -> client)
+//!
+//! ```text
+//! [0]      0x02
+//! [1..4]   0
+//! [4..8]   server sender index (random u32, unique among the server's sessions)
+//! [8..12]  receiver index (the client's sender index)
+//! [12..44] server ephemeral X25519 public key
+//! [44..60] confirm = HMAC-SHA256(confirm_key, th || bytes[0..44])[..16]
+//! ```
+//!
+//! Key schedule, with `dh = X25519(e_s, E_c) = X25519(e_c, E_s)`:
+//!
+//! ```text
+//! th          = SHA-256(INIT[0..72] || RESP[0..44])
+//! prk         = HKDF-Extract(salt = ck, ikm = dh || th)
+//! confirm_key = HKDF-Expand(prk, "confirm", 32)        (an HMAC-SHA256 key)
+//! k_c2s       = HKDF-Expand(prk, "c2s", key length)    (client -> server)
+//! k_s2c       = HKDF-Expand(prk, "s2c", key length)    (server -> client)
+//! ```
+//!
+//! Ephemeral private keys are used once and consumed by the agreement
+//! (forward secrecy). RESP is smaller than INIT, so the server never
+//! amplifies. The client accepts a RESP of exactly 60 bytes whose receiver
+//! index is its pending handshake's and whose confirm verifies; the new
+//! keypair then becomes current for sending and the client sends a
+//! KEEPALIVE at once. The server holds the new keypair as pending until the
+//! first authenticated transport packet under it arrives: that packet
+//! confirms the handshake, creating the peer (new key id) or rotating the
+//! peer's keys (rekey). A forged RESP carrying the right receiver index
+//! spends the client's ephemeral key (ring consumes it), so that attempt is
+//! lost and retried after `handshake_retry`.
+//!
+//! ## DATA, KEEPALIVE, CLOSE (transport, 32 bytes of overhead)
+//!
+//! ```text
+//! [0]      type (0x04, 0x05 or 0x06)
+//! [1..4]   0
+//! [4..8]   receiver index (the peer's sender index)
+//! [8..16]  counter (u64)
+//! [16..]   AEAD(payload) || 16-byte tag, AAD = bytes[0..16],
+//!          nonce = 4 zero bytes || counter (8 bytes, little-endian)
+//! ```
+//!
+//! KEEPALIVE and CLOSE carry an empty payload. Each direction of each keypair
+//! counts from 0 and never reuses a counter; no keypair seals more than
+//! [`REJECT_AFTER_MESSAGES`] messages. The receiver finds the keypair by
+//! receiver index (current, previous, or a server's pending one), rejects a
+//! counter the replay window has already seen (a fast reject before
+//! decrypting), opens the AEAD, and only then marks the counter as seen. The
+//! replay window accepts, exactly once, any counter within the last 4032
+//! (at least 2048) of the highest seen. Every authenticated packet updates
+//! the peer's address (roaming).
+//!
+//! The AEAD is [`Suite::ChaCha20Poly1305`] (default) or [`Suite::Aes256Gcm`];
+//! it is not negotiated: both ends must be configured alike, a mismatch
+//! simply fails authentication of the first transport packet.
+//!
+//! ## Timers (see [`Config`])
+//!
+//! Only the client starts handshakes, also to rekey (after
+//! `rekey_after_time`, `rekey_after_bytes` or near counter exhaustion); the
+//! old keypair keeps working meanwhile, and after the switch it stays valid
+//! for receiving during `old_key_keep`. Both ends send a KEEPALIVE when they
+//! have sent nothing for `keepalive_interval` while up, and declare the other
+//! end down when nothing authenticated arrived for `dead_after`. A client
+//! whose cable is down retries INIT every `handshake_retry`, each time with a
+//! fresh ephemeral key and timestamp, and counts failed attempts so that its
+//! IO shell can refresh the PSK ([`Client::failed_attempts`],
+//! [`Client::set_key`]). The server forgets unconfirmed handshakes after
+//! `pending_timeout`, holds at most `max_pending` of them and at most
+//! `max_peers` peers, and removes a peer at once on CLOSE.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod keys;
+mod replay;
+mod server;
+pub mod wire;
+
+#[cfg(test)]
+mod kat_tests;
+
+use core::fmt;
+use std::time::Duration;
+
+use ring::rand::SecureRandom;
+use zeroize::Zeroize;
+
+pub use client::{Client, ClientEvent, ClientRecv};
+pub use replay::ReplayWindow;
+pub use server::{KeySource, PeerId, Server, ServerEvent, ServerRecv};
+pub use wire::{OVERHEAD, REJECT_AFTER_MESSAGES};
 
 /// Name and version of the cable protocol, as it appears in handshakes.
 pub const PROTOCOL: &str = "vde-crypto/1";
+
+/// Names a cable's pre-shared key; chosen by the client (the cable id).
+pub type KeyId = [u8; 8];
+
+/// A random number generator the state machines own (boxed so that tests can
+/// inject a deterministic one).
+pub type Rng = Box<dyn SecureRandom + Send + Sync>;
+
+/// A 32-byte pre-shared key. Its bytes are zeroized on drop and never
+/// printed.
+#[derive(Clone)]
+pub struct Psk([u8; 32]);
+
+impl Psk {
+    /// Salt of the PSK-file derivation.
+    const FILE_SALT: &'static [u8] = b"vde-crypto/1 psk";
+
+    /// The shortest PSK file accepted, in bytes.
+    pub const MIN_FILE_LEN: usize = 16;
+
+    /// A PSK from raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Psk {
+        Psk(bytes)
+    }
+
+    /// A PSK from the contents of a key file: `HKDF-SHA256(salt =
+    /// "vde-crypto/1 psk", ikm = contents, info = "psk")`. Files shorter
+    /// than [`Psk::MIN_FILE_LEN`] bytes are refused.
+    pub fn from_file_contents(contents: &[u8]) -> Result<Psk, Error> {
+        if contents.len() < Self::MIN_FILE_LEN {
+            return Err(Error::PskFileTooShort);
+        }
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, Self::FILE_SALT).extract(contents);
+        let mut psk = Psk([0; 32]);
+        keys::expand(&prk, b"psk", &mut psk.0);
+        Ok(psk)
+    }
+
+    /// A fresh random PSK.
+    pub fn generate(rng: &dyn SecureRandom) -> Result<Psk, Error> {
+        let mut psk = Psk([0; 32]);
+        rng.fill(&mut psk.0).map_err(|_| Error::Rng)?;
+        Ok(psk)
+    }
+
+    /// The key bytes (for handing the key to the peer over the side channel).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl core::ops::Drop for Psk {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(..)")
+    }
+}
+
+/// Errors outside the datagram path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A PSK file shorter than [`Psk::MIN_FILE_LEN`] bytes.
+    PskFileTooShort,
+    /// The random number generator failed.
+    Rng,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::PskFileTooShort => {
+                write!(f, "PSK file shorter than {} bytes", Psk::MIN_FILE_LEN)
+            }
+            Error::Rng => f.write_str("random number generator failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The AEAD of the transport packets. Not negotiated: both ends must agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// ChaCha20-Poly1305 (RFC 8439), the default.
+    #[default]
+    ChaCha20Poly1305,
+    /// AES-256-GCM.
+    Aes256Gcm,
+}
+
+impl Suite {
+    pub(crate) fn algorithm(self) -> &'static ring::aead::Algorithm {
+        match self {
+            Suite::ChaCha20Poly1305 => &ring::aead::CHACHA20_POLY1305,
+            Suite::Aes256Gcm => &ring::aead::AES_256_GCM,
+        }
+    }
+}
+
+/// Timers and limits of both ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The transport AEAD.
+    pub suite: Suite,
+    /// Send a KEEPALIVE when nothing was sent for this long while up.
+    pub keepalive_interval: Duration,
+    /// Declare the other end down when nothing authenticated arrived for
+    /// this long.
+    pub dead_after: Duration,
+    /// Client: time between INIT (re)transmissions of a handshake attempt.
+    pub handshake_retry: Duration,
+    /// Client: start a rekey when the current keypair is this old.
+    pub rekey_after_time: Duration,
+    /// Client: start a rekey after this many bytes (both directions) under
+    /// the current keypair.
+    pub rekey_after_bytes: u64,
+    /// How long the previous keypair still opens packets after a new one
+    /// became current.
+    pub old_key_keep: Duration,
+    /// Server: forget an unconfirmed handshake after this long.
+    pub pending_timeout: Duration,
+    /// Server: at most this many unconfirmed handshakes.
+    pub max_pending: usize,
+    /// Server: at most this many peers.
+    pub max_peers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            suite: Suite::ChaCha20Poly1305,
+            keepalive_interval: Duration::from_millis(250),
+            dead_after: Duration::from_secs(1),
+            handshake_retry: Duration::from_millis(500),
+            rekey_after_time: Duration::from_secs(120),
+            rekey_after_bytes: 1 << 30,
+            old_key_keep: Duration::from_secs(5),
+            pending_timeout: Duration::from_secs(5),
+            max_pending: 64,
+            max_peers: 1024,
+        }
+    }
+}
+
+/// Why a datagram was dropped (or, for `seal`, why a frame could not be
+/// sealed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Drop {
+    /// Shorter than the smallest packet of its kind.
+    TooShort,
+    /// Unknown type byte, or a type this end does not accept.
+    BadType,
+    /// A reserved byte was not zero.
+    BadReserved,
+    /// Wrong length for a fixed-length packet.
+    BadLength,
+    /// INIT for a key id the server has no PSK for.
+    UnknownKey,
+    /// INIT mac1 or RESP confirm did not verify.
+    BadMac,
+    /// INIT timestamp not newer than one already accepted (replay).
+    StaleTimestamp,
+    /// Too many unconfirmed handshakes.
+    TooManyPending,
+    /// Too many peers.
+    TooManyPeers,
+    /// No keypair or handshake with this receiver index.
+    UnknownIndex,
+    /// Counter already seen or older than the replay window.
+    Replay,
+    /// AEAD authentication failed.
+    BadTag,
+    /// Invalid ephemeral public key.
+    BadKey,
+    /// The cable is not up (no keypair to send with, or closed).
+    NotUp,
+    /// The keypair reached [`REJECT_AFTER_MESSAGES`].
+    KeyExhausted,
+    /// The random number generator or a primitive failed.
+    Internal,
+}
+
+impl Drop {
+    /// Every reason, in declaration order.
+    pub const ALL: [Drop; 16] = [
+        Drop::TooShort,
+        Drop::BadType,
+        Drop::BadReserved,
+        Drop::BadLength,
+        Drop::UnknownKey,
+        Drop::BadMac,
+        Drop::StaleTimestamp,
+        Drop::TooManyPending,
+        Drop::TooManyPeers,
+        Drop::UnknownIndex,
+        Drop::Replay,
+        Drop::BadTag,
+        Drop::BadKey,
+        Drop::NotUp,
+        Drop::KeyExhausted,
+        Drop::Internal,
+    ];
+
+    /// A short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::TooShort => "too short",
+            Drop::BadType => "bad type",
+            Drop::BadReserved => "nonzero reserved bytes",
+            Drop::BadLength => "bad length",
+            Drop::UnknownKey => "unknown key id",
+            Drop::BadMac => "bad mac",
+            Drop::StaleTimestamp => "stale timestamp",
+            Drop::TooManyPending => "too many pending handshakes",
+            Drop::TooManyPeers => "too many peers",
+            Drop::UnknownIndex => "unknown receiver index",
+            Drop::Replay => "replayed or too old counter",
+            Drop::BadTag => "authentication failed",
+            Drop::BadKey => "bad ephemeral key",
+            Drop::NotUp => "not up",
+            Drop::KeyExhausted => "keypair exhausted",
+            Drop::Internal => "internal failure",
+        }
+    }
+}
+
+impl fmt::Display for Drop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for Drop {}
+
+/// Counters of one end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    dropped: [u64; Drop::ALL.len()],
+    /// Handshakes completed (confirmed), rekeys included.
+    pub handshakes_completed: u64,
+    /// Of those, the ones that replaced an existing keypair.
+    pub rekeys: u64,
+    /// Datagrams accepted.
+    pub packets_in: u64,
+    /// Datagrams written for sending.
+    pub packets_out: u64,
+    /// Bytes of the datagrams accepted.
+    pub bytes_in: u64,
+    /// Bytes of the datagrams written for sending.
+    pub bytes_out: u64,
+}
+
+impl Stats {
+    /// How many received datagrams were dropped for `reason`.
+    pub fn count(&self, reason: Drop) -> u64 {
+        self.dropped[reason as usize]
+    }
+
+    /// How many received datagrams were dropped, all reasons.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    pub(crate) fn dropped(&mut self, reason: Drop) {
+        self.dropped[reason as usize] += 1;
+    }
+
+    pub(crate) fn received(&mut self, len: usize) {
+        self.packets_in += 1;
+        self.bytes_in += len as u64;
+    }
+
+    pub(crate) fn sent(&mut self, len: usize) {
+        self.packets_out += 1;
+        self.bytes_out += len as u64;
+    }
+}
+
+/// `t + d`, saturating instead of panicking.
+pub(crate) fn after(t: Duration, d: Duration) -> Duration {
+    t.saturating_add(d)
+}

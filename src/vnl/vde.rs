@@ -37,6 +37,13 @@ impl Plug for VdePlug {
         self.data.recv(buf)
     }
 
+    /// Leaves the switch at once: the control stream is shut down, so the
+    /// switch drops the port, and a receive blocked in another thread ends.
+    fn close(&self) {
+        let _ = self.ctl.shutdown(std::net::Shutdown::Both);
+        let _ = self.data.shutdown(std::net::Shutdown::Both);
+    }
+
     fn wait_hangup(&self) -> bool {
         let mut ctl = match self.ctl.try_clone() {
             Ok(c) => c,

@@ -1,0 +1,511 @@
+//! The initiator: one cable to one server.
+
+use std::time::Duration;
+
+use ring::agreement::EphemeralPrivateKey;
+use ring::rand::SystemRandom;
+
+use crate::keys::{self, Keypair, PskKeys};
+use crate::wire::{
+    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, REJECT_AFTER_MESSAGES, RESP_LEN, RESP_MAC_OFFSET,
+    TYPE_CLOSE, TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats};
+
+/// Start a rekey when the send counter reaches this, well before
+/// [`REJECT_AFTER_MESSAGES`].
+const REKEY_AFTER_MESSAGES: u64 = REJECT_AFTER_MESSAGES - (1 << 32);
+
+/// What a datagram from the server amounted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientRecv {
+    /// `out` holds a frame.
+    Frame,
+    /// The handshake completed and the cable is up: `poll` now yields the
+    /// confirming KEEPALIVE (unless a frame is sealed first).
+    Up,
+    /// A rekey completed; the cable stays up. `poll` now yields the
+    /// confirming KEEPALIVE (unless a frame is sealed first).
+    Rekeyed,
+    /// An authenticated KEEPALIVE.
+    Keepalive,
+    /// The server said CLOSE: the cable is down. The client retries after
+    /// `handshake_retry`.
+    Closed,
+}
+
+/// What a timer produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// `out` holds a datagram (INIT or KEEPALIVE) to send to the server.
+    Send,
+    /// Edge event: the cable came up. Not produced by `poll` in this version:
+    /// the cable comes up inside `receive`, which reports [`ClientRecv::Up`].
+    Up,
+    /// Edge event: nothing authenticated arrived for `dead_after`; the keys
+    /// are dropped and the client goes back to handshaking.
+    Down,
+}
+
+/// A handshake attempt in flight.
+struct Handshake {
+    sender_index: u32,
+    /// Taken (consumed) by the first RESP that names our sender index.
+    ephemeral: Option<EphemeralPrivateKey>,
+    init: [u8; INIT_LEN],
+    sent_at: Duration,
+}
+
+/// One cable, initiator side. See the crate documentation for the protocol.
+pub struct Client {
+    config: Config,
+    rng: Rng,
+    key_id: KeyId,
+    keys: PskKeys,
+    wall_start: u64,
+    start: Duration,
+    last_timestamp: Option<u64>,
+    handshake: Option<Handshake>,
+    /// Earliest time a new handshake attempt may start (when one is needed).
+    retry_at: Duration,
+    current: Option<Keypair>,
+    previous: Option<(Keypair, Duration)>,
+    up: bool,
+    closed: bool,
+    /// A confirming KEEPALIVE is owed to the server.
+    confirm_owed: bool,
+    last_recv: Duration,
+    last_sent: Duration,
+    /// Bytes in both directions under the current keypair.
+    bytes_current: u64,
+    failed: u32,
+    stats: Stats,
+}
+
+impl Client {
+    /// A client using the system RNG. `wall_nanos` is the wall clock (ns
+    /// since the Unix epoch) at `now`; INIT timestamps are derived from it.
+    /// The first `poll` sends an INIT.
+    pub fn new(config: Config, key_id: KeyId, psk: Psk, wall_nanos: u64, now: Duration) -> Client {
+        Client::with_rng(
+            config,
+            key_id,
+            psk,
+            wall_nanos,
+            now,
+            Box::new(SystemRandom::new()),
+        )
+    }
+
+    /// Like [`Client::new`] with an injected RNG. Every draw fills 32 bytes
+    /// (the sender index is the first 4 of them, little-endian).
+    pub fn with_rng(
+        config: Config,
+        key_id: KeyId,
+        psk: Psk,
+        wall_nanos: u64,
+        now: Duration,
+        rng: Rng,
+    ) -> Client {
+        Client {
+            config,
+            rng,
+            key_id,
+            keys: PskKeys::new(&psk),
+            wall_start: wall_nanos,
+            start: now,
+            last_timestamp: None,
+            handshake: None,
+            retry_at: now,
+            current: None,
+            previous: None,
+            up: false,
+            closed: false,
+            confirm_owed: false,
+            last_recv: now,
+            last_sent: now,
+            bytes_current: 0,
+            failed: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the key id and PSK (e.g. after refreshing the ticket). Any
+    /// handshake in flight is abandoned and a new one starts at the next
+    /// `poll` when the cable is down or a rekey is due; an established
+    /// keypair keeps working (the next rekey uses the new key).
+    /// [`failed_attempts`](Client::failed_attempts) restarts from 0.
+    pub fn set_key(&mut self, key_id: KeyId, psk: Psk) {
+        self.key_id = key_id;
+        self.keys = PskKeys::new(&psk);
+        self.handshake = None;
+        self.retry_at = Duration::ZERO;
+        self.failed = 0;
+    }
+
+    /// The key id in use.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// A datagram arrived from the server. On `Ok(ClientRecv::Frame)` `out`
+    /// holds the frame; otherwise it is left empty.
+    pub fn receive(
+        &mut self,
+        datagram: &[u8],
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientRecv, Drop> {
+        out.clear();
+        let r = self.receive_inner(datagram, now, out);
+        match r {
+            Ok(_) => self.stats.received(datagram.len()),
+            Err(reason) => {
+                out.clear();
+                self.stats.dropped(reason);
+            }
+        }
+        r
+    }
+
+    fn receive_inner(
+        &mut self,
+        datagram: &[u8],
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientRecv, Drop> {
+        let ty = wire::check_header(datagram)?;
+        if self.closed {
+            return Err(Drop::NotUp);
+        }
+        match ty {
+            TYPE_RESP => self.on_resp(datagram, now),
+            TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => self.on_transport(datagram, now, out),
+            _ => Err(Drop::BadType),
+        }
+    }
+
+    fn on_resp(&mut self, datagram: &[u8], now: Duration) -> Result<ClientRecv, Drop> {
+        let p: &[u8; RESP_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        let server_index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        let receiver = u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
+        let hs = self
+            .handshake
+            .as_mut()
+            .filter(|hs| hs.sender_index == receiver)
+            .ok_or(Drop::UnknownIndex)?;
+        let ephemeral = hs.ephemeral.take().ok_or(Drop::UnknownIndex)?;
+        let (head, rest) = p.split_at(RESP_MAC_OFFSET);
+        let confirm: &[u8; MAC_LEN] = rest.try_into().map_err(|_| Drop::BadLength)?;
+        let server_public = head.get(12..44).ok_or(Drop::BadLength)?;
+        let th = keys::transcript(&hs.init, head);
+        let suite = self.config.suite;
+        let session = keys::x25519_agree(ephemeral, server_public, |dh| {
+            self.keys.session(suite, dh, &th)
+        })
+        .flatten()
+        .ok_or(Drop::BadKey)?;
+        if !keys::verify_mac16(&session.confirm, &[&th, head], confirm) {
+            return Err(Drop::BadMac);
+        }
+        let keypair = Keypair::new(session.c2s, session.s2c, receiver, server_index, now);
+        self.handshake = None;
+        self.failed = 0;
+        self.stats.handshakes_completed += 1;
+        self.bytes_current = 0;
+        self.confirm_owed = true;
+        self.last_recv = now;
+        let old = self.current.replace(keypair);
+        if self.up {
+            if let Some(old) = old {
+                self.previous = Some((old, after(now, self.config.old_key_keep)));
+            }
+            self.stats.rekeys += 1;
+            Ok(ClientRecv::Rekeyed)
+        } else {
+            self.previous = None;
+            self.up = true;
+            Ok(ClientRecv::Up)
+        }
+    }
+
+    fn on_transport(
+        &mut self,
+        datagram: &[u8],
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientRecv, Drop> {
+        let t = wire::parse_transport(datagram)?;
+        let on_current = match (&self.current, &self.previous) {
+            (Some(kp), _) if kp.local_index == t.receiver => true,
+            (_, Some((kp, expires))) if kp.local_index == t.receiver && now < *expires => false,
+            _ => return Err(Drop::UnknownIndex),
+        };
+        let kp = if on_current {
+            self.current.as_mut()
+        } else {
+            self.previous.as_mut().map(|(kp, _)| kp)
+        }
+        .ok_or(Drop::UnknownIndex)?;
+        kp.open(datagram, t.counter, out)?;
+        self.last_recv = now;
+        if on_current {
+            self.bytes_current = self.bytes_current.saturating_add(datagram.len() as u64);
+        }
+        match t.ty {
+            TYPE_DATA => Ok(ClientRecv::Frame),
+            TYPE_KEEPALIVE => Ok(ClientRecv::Keepalive),
+            _ => {
+                self.go_down();
+                self.handshake = None;
+                self.retry_at = after(now, self.config.handshake_retry);
+                Ok(ClientRecv::Closed)
+            }
+        }
+    }
+
+    /// Drops all keys and marks the cable down.
+    fn go_down(&mut self) {
+        self.up = false;
+        self.current = None;
+        self.previous = None;
+        self.confirm_owed = false;
+        self.bytes_current = 0;
+    }
+
+    /// Encrypts `frame` into `out` (cleared first) as a DATA packet for the
+    /// server. `Err(Drop::NotUp)` when the cable is not up.
+    pub fn seal(&mut self, frame: &[u8], now: Duration, out: &mut Vec<u8>) -> Result<(), Drop> {
+        out.clear();
+        if !self.up || self.closed {
+            return Err(Drop::NotUp);
+        }
+        let kp = self.current.as_mut().ok_or(Drop::NotUp)?;
+        kp.seal(TYPE_DATA, frame, out)?;
+        self.sent(now, out.len());
+        self.bytes_current = self.bytes_current.saturating_add(out.len() as u64);
+        Ok(())
+    }
+
+    fn sent(&mut self, now: Duration, len: usize) {
+        self.last_sent = now;
+        self.confirm_owed = false;
+        self.stats.sent(len);
+    }
+
+    /// Runs the timers. Call until it returns `None`; on
+    /// `Some(ClientEvent::Send)` `out` holds a datagram to send.
+    pub fn poll(&mut self, now: Duration, out: &mut Vec<u8>) -> Option<ClientEvent> {
+        out.clear();
+        if self.closed {
+            return None;
+        }
+        if let Some((_, expires)) = &self.previous {
+            if now >= *expires {
+                self.previous = None;
+            }
+        }
+        if self.confirm_owed && self.up {
+            if self.send_keepalive(now, out) {
+                return Some(ClientEvent::Send);
+            }
+            self.confirm_owed = false;
+        }
+        if self.up && now >= after(self.last_recv, self.config.dead_after) {
+            self.go_down();
+            self.retry_at = now;
+            return Some(ClientEvent::Down);
+        }
+        if let Some(hs) = &self.handshake {
+            if now >= after(hs.sent_at, self.config.handshake_retry) {
+                self.failed = self.failed.saturating_add(1);
+                self.handshake = None;
+                self.retry_at = now;
+            }
+        }
+        if self.handshake.is_none() && self.handshake_due(now) {
+            if self.start_handshake(now, out) {
+                return Some(ClientEvent::Send);
+            }
+            self.retry_at = after(now, self.config.handshake_retry);
+        }
+        if self.up && now >= after(self.last_sent, self.config.keepalive_interval) {
+            if self.send_keepalive(now, out) {
+                return Some(ClientEvent::Send);
+            }
+            // Exhausted keypair: a rekey is due; try again later.
+            self.last_sent = now;
+        }
+        None
+    }
+
+    fn send_keepalive(&mut self, now: Duration, out: &mut Vec<u8>) -> bool {
+        let Some(kp) = self.current.as_mut() else {
+            return false;
+        };
+        if kp.seal(TYPE_KEEPALIVE, &[], out).is_err() {
+            return false;
+        }
+        self.sent(now, out.len());
+        true
+    }
+
+    /// When a new handshake becomes due (ignoring `retry_at`), if one is
+    /// needed at all.
+    fn handshake_needed_at(&self) -> Option<Duration> {
+        if !self.up {
+            return Some(Duration::ZERO);
+        }
+        let kp = self.current.as_ref()?;
+        if self.bytes_current >= self.config.rekey_after_bytes
+            || kp.send_counter() >= REKEY_AFTER_MESSAGES
+        {
+            return Some(Duration::ZERO);
+        }
+        Some(after(kp.created, self.config.rekey_after_time))
+    }
+
+    fn handshake_due(&self, now: Duration) -> bool {
+        match self.handshake_needed_at() {
+            Some(at) => now >= at.max(self.retry_at),
+            None => false,
+        }
+    }
+
+    fn timestamp(&mut self, now: Duration) -> u64 {
+        let elapsed = now.saturating_sub(self.start).as_nanos();
+        let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+        let mut ts = self.wall_start.saturating_add(elapsed);
+        if let Some(last) = self.last_timestamp {
+            ts = ts.max(last.saturating_add(1));
+        }
+        self.last_timestamp = Some(ts);
+        ts
+    }
+
+    /// Writes a fresh INIT into `out`. False when the RNG failed.
+    fn start_handshake(&mut self, now: Duration, out: &mut Vec<u8>) -> bool {
+        let mut draw = [0u8; 32];
+        if self.rng.fill(&mut draw).is_err() {
+            return false;
+        }
+        let sender_index = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]);
+        let Some((ephemeral, public)) = keys::x25519_ephemeral(&*self.rng) else {
+            return false;
+        };
+        let ts = self.timestamp(now);
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        init[4..8].copy_from_slice(&sender_index.to_le_bytes());
+        init[8..16].copy_from_slice(&self.key_id);
+        init[16..48].copy_from_slice(&public);
+        init[48..56].copy_from_slice(&ts.to_be_bytes());
+        let (head, mac) = init.split_at_mut(INIT_MAC_OFFSET);
+        mac.copy_from_slice(&self.keys.mac1(head));
+        out.clear();
+        out.extend_from_slice(&init);
+        self.stats.sent(out.len());
+        self.handshake = Some(Handshake {
+            sender_index,
+            ephemeral: Some(ephemeral),
+            init,
+            sent_at: now,
+        });
+        true
+    }
+
+    /// The absolute time at which `poll` must be called next (a time in the
+    /// past means at once; `Duration::MAX` means never).
+    pub fn next_deadline(&self) -> Duration {
+        if self.closed {
+            return Duration::MAX;
+        }
+        let mut d = Duration::MAX;
+        if self.up {
+            if self.confirm_owed {
+                return Duration::ZERO;
+            }
+            d = d
+                .min(after(self.last_recv, self.config.dead_after))
+                .min(after(self.last_sent, self.config.keepalive_interval));
+        }
+        if let Some((_, expires)) = &self.previous {
+            d = d.min(*expires);
+        }
+        match &self.handshake {
+            Some(hs) => d = d.min(after(hs.sent_at, self.config.handshake_retry)),
+            None => {
+                if let Some(at) = self.handshake_needed_at() {
+                    d = d.min(at.max(self.retry_at));
+                }
+            }
+        }
+        d
+    }
+
+    /// Closes the cable: writes a CLOSE into `out` and returns `Some(())`
+    /// when the cable was up (send it), `None` otherwise. Either way the
+    /// client is closed for good: keys are dropped, no more handshakes.
+    pub fn close(&mut self, now: Duration, out: &mut Vec<u8>) -> Option<()> {
+        out.clear();
+        if self.closed {
+            return None;
+        }
+        let mut wrote = false;
+        if self.up {
+            if let Some(kp) = self.current.as_mut() {
+                wrote = kp.seal(TYPE_CLOSE, &[], out).is_ok();
+            }
+        }
+        if wrote {
+            self.sent(now, out.len());
+        }
+        self.go_down();
+        self.handshake = None;
+        self.closed = true;
+        wrote.then_some(())
+    }
+
+    /// Whether the cable is up (a keypair to send with).
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Whether [`close`](Client::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Handshake attempts that timed out in a row (reset when a handshake
+    /// completes or the key is replaced).
+    pub fn failed_attempts(&self) -> u32 {
+        self.failed
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    #[cfg(test)]
+    pub(crate) fn current_keypair_mut(&mut self) -> Option<&mut Keypair> {
+        self.current.as_mut()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn handshake_in_flight(&self) -> bool {
+        self.handshake.is_some()
+    }
+}
+
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("key_id", &self.key_id)
+            .field("up", &self.up)
+            .field("closed", &self.closed)
+            .field("handshaking", &self.handshake.is_some())
+            .field("failed_attempts", &self.failed)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,220 @@
+//! Known-answer tests of the primitive wrappers in `keys`, plus tests that
+//! need crate-internal access (counter exhaustion).
+#![allow(deprecated)] // ring::test::rand::FixedSliceRandom
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ring::test::rand::FixedSliceRandom;
+
+use crate::keys::{self, Len};
+use crate::wire::REJECT_AFTER_MESSAGES;
+use crate::{
+    Client, ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerRecv, Suite,
+};
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    s.chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn rfc8439_2_8_2_chacha20_poly1305() {
+    let key = keys::aead_key(
+        Suite::ChaCha20Poly1305,
+        &hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"),
+    )
+    .unwrap();
+    let nonce: [u8; 12] = hex("070000004041424344454647").try_into().unwrap();
+    let aad = hex("50515253c0c1c2c3c4c5c6c7");
+    let plaintext: &[u8] = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+    let ciphertext = hex(
+        "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6
+         3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36
+         92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc
+         3ff4def08e4b7a9de576d26586cec64b6116",
+    );
+    let tag = hex("1ae10b594f09e26a7e902ecbd0600691");
+
+    let mut buf = plaintext.to_vec();
+    let t = keys::aead_seal(&key, nonce, &aad, &mut buf).unwrap();
+    assert_eq!(buf, ciphertext);
+    assert_eq!(t.as_ref(), &tag[..]);
+
+    let mut sealed = [ciphertext.clone(), tag.clone()].concat();
+    let n = keys::aead_open(&key, nonce, &aad, &mut sealed).unwrap();
+    assert_eq!(&sealed[..n], plaintext);
+
+    let mut bad = [ciphertext, tag].concat();
+    bad[0] ^= 1;
+    assert!(keys::aead_open(&key, nonce, &aad, &mut bad).is_none());
+}
+
+#[test]
+fn rfc5869_case_1_hkdf_sha256() {
+    let ikm = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
+    let salt = hex("000102030405060708090a0b0c");
+    let info = hex("f0f1f2f3f4f5f6f7f8f9");
+    let okm =
+        hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    let prk = keys::extract(&salt, &ikm);
+    let mut out = [0u8; 42];
+    keys::expand(&prk, &info, &mut out);
+    assert_eq!(&out[..], &okm[..]);
+    // The PRK of the RFC expands to the same OKM.
+    let prk2 = ring::hkdf::Prk::new_less_safe(
+        ring::hkdf::HKDF_SHA256,
+        &hex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"),
+    );
+    let mut out2 = [0u8; 42];
+    keys::expand(&prk2, &info, &mut out2);
+    assert_eq!(out, out2);
+    let _ = Len(0);
+}
+
+#[test]
+fn rfc7748_6_1_x25519() {
+    let a = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+    let a_pub = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+    let b = hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+    let b_pub = hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    let k = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+
+    let (a_priv, a_pub_got) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
+    let (b_priv, b_pub_got) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &b }).unwrap();
+    assert_eq!(&a_pub_got[..], &a_pub[..]);
+    assert_eq!(&b_pub_got[..], &b_pub[..]);
+    let ka = keys::x25519_agree(a_priv, &b_pub, |dh| dh.to_vec()).unwrap();
+    let kb = keys::x25519_agree(b_priv, &a_pub, |dh| dh.to_vec()).unwrap();
+    assert_eq!(ka, k);
+    assert_eq!(kb, k);
+
+    // A low-order point (all zeros) is refused.
+    let (c_priv, _) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
+    assert!(keys::x25519_agree(c_priv, &[0u8; 32], |dh| dh.to_vec()).is_none());
+}
+
+#[test]
+fn rfc4231_case_2_hmac_sha256() {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"Jefe");
+    let mac = keys::hmac_sign(&key, &[b"what do ya want ", b"for nothing?"]);
+    let expected = hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_eq!(mac.as_ref(), &expected[..]);
+    let trunc: [u8; 16] = expected[..16].try_into().unwrap();
+    assert_eq!(keys::mac16(&key, &[b"what do ya want for nothing?"]), trunc);
+    assert!(keys::verify_mac16(
+        &key,
+        &[b"what do ya want for nothing?"],
+        &trunc
+    ));
+    let mut bad = trunc;
+    bad[15] ^= 0x80;
+    assert!(!keys::verify_mac16(
+        &key,
+        &[b"what do ya want for nothing?"],
+        &bad
+    ));
+}
+
+#[test]
+fn sha256_abc() {
+    let d = keys::sha256(&[b"a", b"bc"]);
+    assert_eq!(
+        &d[..],
+        &hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")[..]
+    );
+}
+
+#[test]
+fn psk_file_too_short() {
+    assert_eq!(
+        Psk::from_file_contents(&[7u8; 15]).unwrap_err(),
+        crate::Error::PskFileTooShort
+    );
+    assert!(Psk::from_file_contents(&[7u8; 16]).is_ok());
+    assert_eq!(format!("{:?}", Psk::from_bytes([0x42; 32])), "Psk(..)");
+}
+
+fn addr() -> SocketAddr {
+    "192.0.2.1:4000".parse().unwrap()
+}
+
+/// A client and a server with a confirmed cable.
+fn connected(config: Config) -> (Client, Server, crate::PeerId) {
+    let psk = Psk::from_bytes([9; 32]);
+    let now = Duration::ZERO;
+    let mut client = Client::new(config.clone(), [1; 8], psk.clone(), 1, now);
+    let mut server = Server::new(config, KeySource::Psk(psk));
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    assert_eq!(client.poll(now, &mut buf), Some(ClientEvent::Send));
+    assert!(matches!(
+        server.receive(&buf, addr(), now, &mut out),
+        Ok(ServerRecv::Reply(_))
+    ));
+    assert_eq!(client.receive(&out, now, &mut buf), Ok(ClientRecv::Up));
+    assert_eq!(client.poll(now, &mut buf), Some(ClientEvent::Send));
+    let Ok(ServerRecv::PeerUp(id, ..)) = server.receive(&buf, addr(), now, &mut out) else {
+        panic!("no peer");
+    };
+    (client, server, id)
+}
+
+#[test]
+fn counter_exhaustion_refuses_to_seal() {
+    let (mut client, mut server, id) = connected(Config::default());
+    let now = Duration::ZERO;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+
+    client
+        .current_keypair_mut()
+        .unwrap()
+        .set_send_counter(REJECT_AFTER_MESSAGES - 1);
+    client.seal(b"last", now, &mut buf).unwrap();
+    assert!(matches!(
+        server.receive(&buf, addr(), now, &mut out),
+        Ok(ServerRecv::Frame(_))
+    ));
+    assert_eq!(out, b"last");
+    assert_eq!(
+        client.seal(b"one more", now, &mut buf),
+        Err(Drop::KeyExhausted)
+    );
+    assert!(buf.is_empty());
+    // The client starts a rekey at once.
+    assert!(!client.handshake_in_flight());
+    assert_eq!(client.poll(now, &mut buf), Some(ClientEvent::Send));
+    assert_eq!(buf[0], crate::wire::TYPE_INIT);
+
+    server
+        .peer_keypair_mut(id)
+        .unwrap()
+        .set_send_counter(REJECT_AFTER_MESSAGES);
+    assert_eq!(
+        server.seal(id, b"x", now, &mut out),
+        Err(Drop::KeyExhausted)
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn counter_at_reject_limit_is_dropped_on_receive() {
+    let (mut client, mut server, _) = connected(Config::default());
+    let now = Duration::ZERO;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    client
+        .current_keypair_mut()
+        .unwrap()
+        .set_send_counter(REJECT_AFTER_MESSAGES - 1);
+    client.seal(b"ok", now, &mut buf).unwrap();
+    // Forge the counter up to the limit: rejected before decryption.
+    buf[8..16].copy_from_slice(&REJECT_AFTER_MESSAGES.to_le_bytes());
+    assert_eq!(
+        server.receive(&buf, addr(), now, &mut out),
+        Err(Drop::KeyExhausted)
+    );
+}

@@ -1,0 +1,624 @@
+//! The responder: many cables, one per key id.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ring::rand::SystemRandom;
+
+use crate::keys::{self, Keypair, PskKeys};
+use crate::wire::{
+    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, RESP_LEN, RESP_MAC_OFFSET, TYPE_CLOSE, TYPE_DATA,
+    TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats};
+
+/// A peer of the server, stable per key id while the peer exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer#{}", self.0)
+    }
+}
+
+/// Where the server's PSKs come from.
+pub enum KeySource {
+    /// PSK-file mode: one PSK for every key id.
+    Psk(Psk),
+    /// Ticket mode: a table filled by [`Server::add_ticket`].
+    Tickets,
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Psk(_) => f.write_str("Psk(..)"),
+            KeySource::Tickets => f.write_str("Tickets"),
+        }
+    }
+}
+
+/// What a datagram amounted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerRecv {
+    /// `out` holds a RESP to send to this address.
+    Reply(SocketAddr),
+    /// `out` holds a frame from the peer.
+    Frame(PeerId),
+    /// A new peer: its first packet (a KEEPALIVE) confirmed the handshake.
+    PeerUp(PeerId, KeyId, SocketAddr),
+    /// A new peer whose confirming packet was DATA: `out` holds the frame.
+    PeerUpFrame(PeerId, KeyId, SocketAddr),
+    /// An existing peer's keys rotated (confirmed by a KEEPALIVE).
+    Rekeyed(PeerId),
+    /// An existing peer's keys rotated, confirmed by DATA: `out` holds the
+    /// frame.
+    RekeyedFrame(PeerId),
+    /// An authenticated KEEPALIVE.
+    Keepalive(PeerId),
+    /// The peer said CLOSE and was removed.
+    PeerClosed(PeerId),
+}
+
+impl ServerRecv {
+    /// Whether `out` holds a frame.
+    pub fn has_frame(&self) -> bool {
+        matches!(
+            self,
+            ServerRecv::Frame(_) | ServerRecv::PeerUpFrame(..) | ServerRecv::RekeyedFrame(_)
+        )
+    }
+
+    /// The peer concerned, if any.
+    pub fn peer(&self) -> Option<PeerId> {
+        match *self {
+            ServerRecv::Reply(_) => None,
+            ServerRecv::Frame(p)
+            | ServerRecv::PeerUp(p, ..)
+            | ServerRecv::PeerUpFrame(p, ..)
+            | ServerRecv::Rekeyed(p)
+            | ServerRecv::RekeyedFrame(p)
+            | ServerRecv::Keepalive(p)
+            | ServerRecv::PeerClosed(p) => Some(p),
+        }
+    }
+}
+
+/// What a timer produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// `out` holds a KEEPALIVE to send to this address.
+    Send(SocketAddr),
+    /// Nothing authenticated came from the peer for `dead_after`: it was
+    /// removed.
+    PeerDown(PeerId),
+}
+
+enum Keys {
+    Single(Box<PskKeys>),
+    Tickets(HashMap<KeyId, PskKeys>),
+}
+
+/// A handshake answered with RESP, awaiting the client's first packet.
+struct Pending {
+    key_id: KeyId,
+    keypair: Keypair,
+    created: Duration,
+}
+
+struct Peer {
+    key_id: KeyId,
+    addr: SocketAddr,
+    current: Keypair,
+    previous: Option<(Keypair, Duration)>,
+    last_recv: Duration,
+    last_sent: Duration,
+}
+
+/// Many cables, responder side. See the crate documentation for the
+/// protocol.
+pub struct Server {
+    config: Config,
+    rng: Rng,
+    keys: Keys,
+    /// Greatest INIT timestamp accepted per key id.
+    timestamps: HashMap<KeyId, u64>,
+    /// Unconfirmed handshakes by our sender index.
+    pending: HashMap<u32, Pending>,
+    pending_by_key: HashMap<KeyId, u32>,
+    peers: BTreeMap<PeerId, Peer>,
+    peer_by_key: HashMap<KeyId, PeerId>,
+    /// Sender indices of the peers' current and previous keypairs.
+    index: HashMap<u32, PeerId>,
+    next_peer: u64,
+    down_queue: VecDeque<PeerId>,
+    keepalive_queue: VecDeque<PeerId>,
+    stats: Stats,
+}
+
+impl Server {
+    /// A server using the system RNG.
+    pub fn new(config: Config, keys: KeySource) -> Server {
+        Server::with_rng(config, keys, Box::new(SystemRandom::new()))
+    }
+
+    /// Like [`Server::new`] with an injected RNG. Every draw fills 32 bytes
+    /// (a sender index is the first 4 of them, little-endian).
+    pub fn with_rng(config: Config, keys: KeySource, rng: Rng) -> Server {
+        let keys = match keys {
+            KeySource::Psk(psk) => Keys::Single(Box::new(PskKeys::new(&psk))),
+            KeySource::Tickets => Keys::Tickets(HashMap::new()),
+        };
+        Server {
+            config,
+            rng,
+            keys,
+            timestamps: HashMap::new(),
+            pending: HashMap::new(),
+            pending_by_key: HashMap::new(),
+            peers: BTreeMap::new(),
+            peer_by_key: HashMap::new(),
+            index: HashMap::new(),
+            next_peer: 1,
+            down_queue: VecDeque::new(),
+            keepalive_queue: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Ticket mode: installs (or replaces) the PSK of `key_id`. An existing
+    /// peer of that key id keeps its session keys; the next handshake uses
+    /// the new PSK. Ignored in PSK-file mode.
+    pub fn add_ticket(&mut self, key_id: KeyId, psk: Psk, now: Duration) {
+        let _ = now;
+        if let Keys::Tickets(table) = &mut self.keys {
+            table.insert(key_id, PskKeys::new(&psk));
+        }
+    }
+
+    /// Ticket mode: forgets the PSK of `key_id` and its unconfirmed
+    /// handshake. An existing peer keeps its session until it closes or
+    /// dies.
+    pub fn remove_ticket(&mut self, key_id: &KeyId) {
+        if let Keys::Tickets(table) = &mut self.keys {
+            table.remove(key_id);
+            if let Some(idx) = self.pending_by_key.remove(key_id) {
+                self.pending.remove(&idx);
+            }
+        }
+    }
+
+    /// A datagram arrived from `from`. See [`ServerRecv`] for what `out`
+    /// holds; on `Err` it is empty and nothing must be sent.
+    pub fn receive(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        out.clear();
+        let r = self.receive_inner(datagram, from, now, out);
+        match r {
+            Ok(r) => {
+                self.stats.received(datagram.len());
+                if let ServerRecv::Reply(_) = r {
+                    self.stats.sent(out.len());
+                }
+            }
+            Err(reason) => {
+                out.clear();
+                self.stats.dropped(reason);
+            }
+        }
+        r
+    }
+
+    fn receive_inner(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        match wire::check_header(datagram)? {
+            TYPE_INIT => self.on_init(datagram, from, now, out),
+            TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => self.on_transport(datagram, from, now, out),
+            _ => Err(Drop::BadType),
+        }
+    }
+
+    fn on_init(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        let p: &[u8; INIT_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        let (head, mac) = p.split_at(INIT_MAC_OFFSET);
+        let mac: &[u8; MAC_LEN] = mac.try_into().map_err(|_| Drop::BadLength)?;
+        let key_id: KeyId = [p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]];
+        let psk_keys = match &self.keys {
+            Keys::Single(k) => k,
+            Keys::Tickets(table) => table.get(&key_id).ok_or(Drop::UnknownKey)?,
+        };
+        if !psk_keys.verify_mac1(head, mac) {
+            return Err(Drop::BadMac);
+        }
+        let timestamp =
+            u64::from_be_bytes([p[48], p[49], p[50], p[51], p[52], p[53], p[54], p[55]]);
+        if let Some(&last) = self.timestamps.get(&key_id) {
+            if timestamp <= last {
+                return Err(Drop::StaleTimestamp);
+            }
+        }
+        let replaces = self.pending_by_key.get(&key_id).copied();
+        if replaces.is_none() && self.pending.len() >= self.config.max_pending {
+            return Err(Drop::TooManyPending);
+        }
+        if !self.peer_by_key.contains_key(&key_id) && self.peers.len() >= self.config.max_peers {
+            return Err(Drop::TooManyPeers);
+        }
+        let server_index = self.fresh_index(replaces).ok_or(Drop::Internal)?;
+        let (ephemeral, public) = keys::x25519_ephemeral(&*self.rng).ok_or(Drop::Internal)?;
+        let mut resp = [0u8; RESP_LEN];
+        resp[0] = TYPE_RESP;
+        resp[4..8].copy_from_slice(&server_index.to_le_bytes());
+        resp[8..12].copy_from_slice(&p[4..8]);
+        resp[12..44].copy_from_slice(&public);
+        let (resp_head, confirm) = resp.split_at_mut(RESP_MAC_OFFSET);
+        let th = keys::transcript(p, resp_head);
+        let suite = self.config.suite;
+        let client_public = p.get(16..48).ok_or(Drop::BadLength)?;
+        let session = keys::x25519_agree(ephemeral, client_public, |dh| {
+            psk_keys.session(suite, dh, &th)
+        })
+        .flatten()
+        .ok_or(Drop::BadKey)?;
+        confirm.copy_from_slice(&session.confirm(&th, resp_head));
+        let client_index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        let keypair = Keypair::new(session.s2c, session.c2s, server_index, client_index, now);
+
+        // Commit.
+        self.record_timestamp(key_id, timestamp);
+        if let Some(old) = replaces {
+            self.pending.remove(&old);
+        }
+        self.pending.insert(
+            server_index,
+            Pending {
+                key_id,
+                keypair,
+                created: now,
+            },
+        );
+        self.pending_by_key.insert(key_id, server_index);
+        out.clear();
+        out.extend_from_slice(&resp);
+        Ok(ServerRecv::Reply(from))
+    }
+
+    fn record_timestamp(&mut self, key_id: KeyId, timestamp: u64) {
+        if !self.timestamps.contains_key(&key_id) {
+            // In PSK-file mode any key id is valid, so bound the table: keep
+            // the key ids that have a peer or a pending handshake.
+            let cap = 2 * (self.config.max_peers + self.config.max_pending).max(64);
+            if self.timestamps.len() >= cap {
+                let peers = &self.peer_by_key;
+                let pending = &self.pending_by_key;
+                self.timestamps
+                    .retain(|k, _| peers.contains_key(k) || pending.contains_key(k));
+            }
+        }
+        self.timestamps.insert(key_id, timestamp);
+    }
+
+    /// A random sender index used by no session. `reusable` is the index of
+    /// a pending handshake about to be replaced.
+    fn fresh_index(&self, reusable: Option<u32>) -> Option<u32> {
+        let taken = |i: u32| {
+            Some(i) != reusable && (self.pending.contains_key(&i) || self.index.contains_key(&i))
+        };
+        let mut draw = [0u8; 32];
+        let mut idx = 0;
+        for _ in 0..8 {
+            self.rng.fill(&mut draw).ok()?;
+            idx = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]);
+            if !taken(idx) {
+                return Some(idx);
+            }
+        }
+        // A poor RNG (or a test's fixed one): probe linearly. There are far
+        // fewer sessions than indices, so this ends.
+        for _ in 0..=u32::MAX {
+            idx = idx.wrapping_add(1);
+            if !taken(idx) {
+                return Some(idx);
+            }
+        }
+        None
+    }
+
+    fn on_transport(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        let t = wire::parse_transport(datagram)?;
+        if let Some(pending) = self.pending.get_mut(&t.receiver) {
+            pending.keypair.open(datagram, t.counter, out)?;
+            return self.confirm(t.receiver, t.ty, from, now, out);
+        }
+        let id = *self.index.get(&t.receiver).ok_or(Drop::UnknownIndex)?;
+        let peer = self.peers.get_mut(&id).ok_or(Drop::UnknownIndex)?;
+        let kp = if peer.current.local_index == t.receiver {
+            &mut peer.current
+        } else {
+            match &mut peer.previous {
+                Some((kp, expires)) if kp.local_index == t.receiver && now < *expires => kp,
+                _ => return Err(Drop::UnknownIndex),
+            }
+        };
+        kp.open(datagram, t.counter, out)?;
+        peer.addr = from;
+        peer.last_recv = now;
+        match t.ty {
+            TYPE_DATA => Ok(ServerRecv::Frame(id)),
+            TYPE_KEEPALIVE => Ok(ServerRecv::Keepalive(id)),
+            _ => {
+                self.remove_peer(id);
+                Ok(ServerRecv::PeerClosed(id))
+            }
+        }
+    }
+
+    /// The first authenticated packet under a pending handshake's keypair.
+    fn confirm(
+        &mut self,
+        index: u32,
+        ty: u8,
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        let Some(pending) = self.pending.remove(&index) else {
+            return Err(Drop::UnknownIndex);
+        };
+        let key_id = pending.key_id;
+        if self.pending_by_key.get(&key_id) == Some(&index) {
+            self.pending_by_key.remove(&key_id);
+        }
+        let existing = self.peer_by_key.get(&key_id).copied();
+        if ty == TYPE_CLOSE {
+            out.clear();
+            return match existing {
+                Some(id) => {
+                    self.remove_peer(id);
+                    Ok(ServerRecv::PeerClosed(id))
+                }
+                // Closed before it was ever up.
+                None => Err(Drop::NotUp),
+            };
+        }
+        if ty == TYPE_KEEPALIVE {
+            out.clear();
+        }
+        let frame = ty == TYPE_DATA;
+        self.stats.handshakes_completed += 1;
+        if let Some(id) = existing {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                let old = core::mem::replace(&mut peer.current, pending.keypair);
+                if let Some((prev, _)) = peer.previous.take() {
+                    self.index.remove(&prev.local_index);
+                }
+                peer.previous = Some((old, after(now, self.config.old_key_keep)));
+                peer.addr = from;
+                peer.last_recv = now;
+                self.index.insert(index, id);
+                self.stats.rekeys += 1;
+                return Ok(if frame {
+                    ServerRecv::RekeyedFrame(id)
+                } else {
+                    ServerRecv::Rekeyed(id)
+                });
+            }
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.stats.handshakes_completed -= 1;
+            out.clear();
+            return Err(Drop::TooManyPeers);
+        }
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.peers.insert(
+            id,
+            Peer {
+                key_id,
+                addr: from,
+                current: pending.keypair,
+                previous: None,
+                last_recv: now,
+                last_sent: now,
+            },
+        );
+        self.peer_by_key.insert(key_id, id);
+        self.index.insert(index, id);
+        Ok(if frame {
+            ServerRecv::PeerUpFrame(id, key_id, from)
+        } else {
+            ServerRecv::PeerUp(id, key_id, from)
+        })
+    }
+
+    fn remove_peer(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.remove(&id) {
+            self.index.remove(&peer.current.local_index);
+            if let Some((prev, _)) = &peer.previous {
+                self.index.remove(&prev.local_index);
+            }
+            if self.peer_by_key.get(&peer.key_id) == Some(&id) {
+                self.peer_by_key.remove(&peer.key_id);
+            }
+        }
+    }
+
+    /// Encrypts `frame` for `peer` into `out` (cleared first); returns the
+    /// address to send it to. `Err(Drop::NotUp)` for an unknown peer.
+    pub fn seal(
+        &mut self,
+        peer: PeerId,
+        frame: &[u8],
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<SocketAddr, Drop> {
+        out.clear();
+        let p = self.peers.get_mut(&peer).ok_or(Drop::NotUp)?;
+        p.current.seal(TYPE_DATA, frame, out)?;
+        p.last_sent = now;
+        self.stats.sent(out.len());
+        Ok(p.addr)
+    }
+
+    /// Closes the cable of `peer`: writes a CLOSE into `out`, removes the
+    /// peer and returns the address to send the CLOSE to. `None` for an
+    /// unknown peer (`out` then stays empty).
+    pub fn close_peer(
+        &mut self,
+        peer: PeerId,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Option<SocketAddr> {
+        out.clear();
+        let p = self.peers.get_mut(&peer)?;
+        let addr = p.addr;
+        let sealed = p.current.seal(TYPE_CLOSE, &[], out).is_ok();
+        p.last_sent = now;
+        self.remove_peer(peer);
+        if sealed {
+            self.stats.sent(out.len());
+        }
+        Some(addr)
+    }
+
+    /// Runs the timers. Call until it returns `None`.
+    pub fn poll(&mut self, now: Duration, out: &mut Vec<u8>) -> Option<ServerEvent> {
+        out.clear();
+        for swept in [false, true] {
+            if let Some(id) = self.down_queue.pop_front() {
+                return Some(ServerEvent::PeerDown(id));
+            }
+            while let Some(id) = self.keepalive_queue.pop_front() {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    continue;
+                };
+                if now < after(peer.last_sent, self.config.keepalive_interval) {
+                    continue;
+                }
+                // Whether or not sealing works, do not retry before the
+                // next interval.
+                peer.last_sent = now;
+                if peer.current.seal(TYPE_KEEPALIVE, &[], out).is_ok() {
+                    self.stats.sent(out.len());
+                    return Some(ServerEvent::Send(peer.addr));
+                }
+            }
+            if swept {
+                break;
+            }
+            self.sweep(now);
+        }
+        None
+    }
+
+    /// Expires what is due and queues the events of `now`.
+    fn sweep(&mut self, now: Duration) {
+        let timeout = self.config.pending_timeout;
+        let pending_by_key = &mut self.pending_by_key;
+        self.pending.retain(|idx, p| {
+            let keep = now < after(p.created, timeout);
+            if !keep && pending_by_key.get(&p.key_id) == Some(idx) {
+                pending_by_key.remove(&p.key_id);
+            }
+            keep
+        });
+        let mut dead = Vec::new();
+        for (&id, peer) in self.peers.iter_mut() {
+            if let Some((prev, expires)) = &peer.previous {
+                if now >= *expires {
+                    self.index.remove(&prev.local_index);
+                    peer.previous = None;
+                }
+            }
+            if now >= after(peer.last_recv, self.config.dead_after) {
+                dead.push(id);
+            } else if now >= after(peer.last_sent, self.config.keepalive_interval) {
+                self.keepalive_queue.push_back(id);
+            }
+        }
+        for id in dead {
+            self.remove_peer(id);
+            self.down_queue.push_back(id);
+        }
+    }
+
+    /// The absolute time at which `poll` must be called next (a time in the
+    /// past means at once; `Duration::MAX` means never).
+    pub fn next_deadline(&self) -> Duration {
+        if !self.down_queue.is_empty() || !self.keepalive_queue.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut d = Duration::MAX;
+        for p in self.pending.values() {
+            d = d.min(after(p.created, self.config.pending_timeout));
+        }
+        for peer in self.peers.values() {
+            d = d
+                .min(after(peer.last_recv, self.config.dead_after))
+                .min(after(peer.last_sent, self.config.keepalive_interval));
+            if let Some((_, expires)) = &peer.previous {
+                d = d.min(*expires);
+            }
+        }
+        d
+    }
+
+    /// The peers: id, key id, current address.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, KeyId, SocketAddr)> + '_ {
+        self.peers.iter().map(|(&id, p)| (id, p.key_id, p.addr))
+    }
+
+    /// The peer of `key_id`, if up.
+    pub fn peer_by_key(&self, key_id: &KeyId) -> Option<PeerId> {
+        self.peer_by_key.get(key_id).copied()
+    }
+
+    /// How many handshakes await confirmation.
+    pub fn pending_handshakes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    #[cfg(test)]
+    pub(crate) fn peer_keypair_mut(&mut self, id: PeerId) -> Option<&mut Keypair> {
+        self.peers.get_mut(&id).map(|p| &mut p.current)
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("peers", &self.peers.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,97 @@
+//! Packet layout constants of `vde-crypto/1` and bounds-safe parsing helpers.
+
+use crate::Drop;
+
+/// Type byte of INIT.
+pub const TYPE_INIT: u8 = 0x01;
+/// Type byte of RESP.
+pub const TYPE_RESP: u8 = 0x02;
+/// Type byte of DATA.
+pub const TYPE_DATA: u8 = 0x04;
+/// Type byte of KEEPALIVE.
+pub const TYPE_KEEPALIVE: u8 = 0x05;
+/// Type byte of CLOSE.
+pub const TYPE_CLOSE: u8 = 0x06;
+
+/// Length of INIT.
+pub const INIT_LEN: usize = 72;
+/// Length of RESP.
+pub const RESP_LEN: usize = 60;
+/// Length of the part of INIT covered by mac1.
+pub const INIT_MAC_OFFSET: usize = 56;
+/// Length of the part of RESP covered by confirm (after the transcript).
+pub const RESP_MAC_OFFSET: usize = 44;
+/// Length of the truncated MACs (mac1, confirm).
+pub const MAC_LEN: usize = 16;
+/// Length of the transport header (the AAD).
+pub const HEADER_LEN: usize = 16;
+/// Length of the AEAD tag.
+pub const TAG_LEN: usize = 16;
+/// Bytes a transport packet adds to its payload.
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// A keypair never seals a message with a counter at or above this.
+pub const REJECT_AFTER_MESSAGES: u64 = 1 << 60;
+
+/// Checks the type byte and the reserved bytes; returns the type.
+pub(crate) fn check_header(datagram: &[u8]) -> Result<u8, Drop> {
+    match datagram {
+        [ty, r1, r2, r3, ..] => {
+            if !matches!(
+                *ty,
+                TYPE_INIT | TYPE_RESP | TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE
+            ) {
+                return Err(Drop::BadType);
+            }
+            if (*r1 | *r2 | *r3) != 0 {
+                return Err(Drop::BadReserved);
+            }
+            Ok(*ty)
+        }
+        _ => Err(Drop::TooShort),
+    }
+}
+
+/// A parsed transport header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transport {
+    pub ty: u8,
+    pub receiver: u32,
+    pub counter: u64,
+}
+
+/// Parses the header of a transport packet whose type byte was already
+/// checked by [`check_header`].
+pub(crate) fn parse_transport(datagram: &[u8]) -> Result<Transport, Drop> {
+    if datagram.len() < OVERHEAD {
+        return Err(Drop::TooShort);
+    }
+    let h: &[u8; HEADER_LEN] = datagram
+        .get(..HEADER_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Drop::TooShort)?;
+    let ty = h[0];
+    if ty != TYPE_DATA && datagram.len() != OVERHEAD {
+        return Err(Drop::BadLength);
+    }
+    Ok(Transport {
+        ty,
+        receiver: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        counter: u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+    })
+}
+
+/// Writes a transport header.
+pub(crate) fn transport_header(ty: u8, receiver: u32, counter: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = ty;
+    h[4..8].copy_from_slice(&receiver.to_le_bytes());
+    h[8..16].copy_from_slice(&counter.to_le_bytes());
+    h
+}
+
+/// The AEAD nonce of a counter: 4 zero bytes, then the counter little-endian.
+pub(crate) fn nonce_bytes(counter: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_le_bytes());
+    n
+}

@@ -1,0 +1,506 @@
+//! Property-style tests with seeded loops: tampering, truncation, replay,
+//! reordering, garbage, floods.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{client_addr, psk, TestRng, KEY_ID, WALL};
+use vde_crypto::{
+    Client, ClientEvent, ClientRecv, Config, Drop, KeyId, KeySource, PeerId, Psk, Server,
+    ServerRecv, Suite,
+};
+
+const T0: Duration = Duration::from_secs(50);
+
+fn from() -> SocketAddr {
+    client_addr()
+}
+
+fn client(config: &Config) -> Client {
+    Client::new(config.clone(), KEY_ID, psk(), WALL, T0)
+}
+
+fn psk_server(config: &Config) -> Server {
+    Server::new(config.clone(), KeySource::Psk(psk()))
+}
+
+fn ticket_server(config: &Config) -> Server {
+    let mut s = Server::new(config.clone(), KeySource::Tickets);
+    s.add_ticket(KEY_ID, psk(), T0);
+    s
+}
+
+fn init_of(c: &mut Client, now: Duration) -> Vec<u8> {
+    let mut init = Vec::new();
+    assert_eq!(c.poll(now, &mut init), Some(ClientEvent::Send));
+    assert_eq!(init.len(), 72);
+    init
+}
+
+/// A confirmed pair.
+fn connected(config: &Config) -> (Client, Server, PeerId) {
+    let mut c = client(config);
+    let mut s = psk_server(config);
+    let init = init_of(&mut c, T0);
+    let mut resp = Vec::new();
+    assert_eq!(
+        s.receive(&init, from(), T0, &mut resp),
+        Ok(ServerRecv::Reply(from()))
+    );
+    let mut out = Vec::new();
+    assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+    assert_eq!(c.poll(T0, &mut out), Some(ClientEvent::Send));
+    let mut f = Vec::new();
+    let Ok(ServerRecv::PeerUp(id, ..)) = s.receive(&out, from(), T0, &mut f) else {
+        panic!("not confirmed");
+    };
+    (c, s, id)
+}
+
+fn flips(len: usize) -> impl Iterator<Item = (usize, u8)> {
+    (0..len).flat_map(|i| (0..8).map(move |b| (i, 1u8 << b)))
+}
+
+#[test]
+fn every_bit_flip_of_init_is_rejected() {
+    let config = Config::default();
+    for mut server in [psk_server(&config), ticket_server(&config)] {
+        let mut c = client(&config);
+        let init = init_of(&mut c, T0);
+        let mut out = Vec::new();
+        for (i, bit) in flips(init.len()) {
+            let mut bad = init.clone();
+            bad[i] ^= bit;
+            let r = server.receive(&bad, from(), T0, &mut out);
+            assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
+            assert!(out.is_empty());
+        }
+        assert_eq!(server.pending_handshakes(), 0);
+        assert_eq!(server.stats().packets_out, 0);
+        assert_eq!(server.stats().dropped_total(), 72 * 8);
+        // The genuine one still works.
+        assert!(matches!(
+            server.receive(&init, from(), T0, &mut out),
+            Ok(ServerRecv::Reply(_))
+        ));
+    }
+}
+
+#[test]
+fn every_bit_flip_of_resp_is_rejected() {
+    let config = Config::default();
+    let mut c = client(&config);
+    let mut s = psk_server(&config);
+    let init = init_of(&mut c, T0);
+    let mut resp = Vec::new();
+    s.receive(&init, from(), T0, &mut resp).unwrap();
+    for (i, bit) in flips(resp.len()) {
+        // A forged RESP with the right receiver index spends the client's
+        // ephemeral key, so each flip gets a fresh handshake.
+        let mut c = client(&config);
+        let mut s = psk_server(&config);
+        let init = init_of(&mut c, T0);
+        let mut resp = Vec::new();
+        s.receive(&init, from(), T0, &mut resp).unwrap();
+        let mut bad = resp.clone();
+        bad[i] ^= bit;
+        let mut out = Vec::new();
+        let r = c.receive(&bad, T0, &mut out);
+        assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
+        assert!(out.is_empty());
+        assert!(!c.is_up());
+        // It owes nothing to anyone except, later, a retransmitted INIT.
+        assert_eq!(c.poll(T0, &mut out), None);
+    }
+}
+
+#[test]
+fn every_bit_flip_of_data_is_rejected() {
+    let config = Config::default();
+    let (mut c, mut s, id) = connected(&config);
+    let mut data = Vec::new();
+    c.seal(b"a frame of some length", T0, &mut data).unwrap();
+    let mut out = Vec::new();
+    for (i, bit) in flips(data.len()) {
+        let mut bad = data.clone();
+        bad[i] ^= bit;
+        let r = s.receive(&bad, from(), T0, &mut out);
+        assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
+        assert!(out.is_empty());
+    }
+    assert_eq!(
+        s.receive(&data, from(), T0, &mut out),
+        Ok(ServerRecv::Frame(id))
+    );
+    assert_eq!(out, b"a frame of some length");
+
+    // And server -> client.
+    let mut back = Vec::new();
+    s.seal(id, b"the other way", T0, &mut back).unwrap();
+    for (i, bit) in flips(back.len()) {
+        let mut bad = back.clone();
+        bad[i] ^= bit;
+        assert!(c.receive(&bad, T0, &mut out).is_err(), "byte {i}");
+        assert!(out.is_empty());
+    }
+    assert_eq!(c.receive(&back, T0, &mut out), Ok(ClientRecv::Frame));
+    assert!(c.is_up());
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let config = Config::default();
+    // INIT.
+    let mut c = client(&config);
+    let mut s = psk_server(&config);
+    let init = init_of(&mut c, T0);
+    let mut out = Vec::new();
+    for n in 0..init.len() {
+        assert!(s.receive(&init[..n], from(), T0, &mut out).is_err(), "{n}");
+        assert!(out.is_empty());
+    }
+    let mut resp = Vec::new();
+    s.receive(&init, from(), T0, &mut resp).unwrap();
+    // RESP (truncations never reach the key agreement).
+    for n in 0..resp.len() {
+        assert!(c.receive(&resp[..n], T0, &mut out).is_err(), "{n}");
+    }
+    let mut longer = resp.clone();
+    longer.push(0);
+    assert_eq!(c.receive(&longer, T0, &mut out), Err(Drop::BadLength));
+    assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+    // DATA and KEEPALIVE.
+    let mut ka = Vec::new();
+    c.poll(T0, &mut ka).unwrap();
+    let mut data = Vec::new();
+    c.seal(&[7u8; 100], T0, &mut data).unwrap();
+    for pkt in [&ka, &data] {
+        for n in 0..pkt.len() {
+            assert!(s.receive(&pkt[..n], from(), T0, &mut out).is_err(), "{n}");
+            assert!(out.is_empty());
+        }
+    }
+    assert!(matches!(
+        s.receive(&ka, from(), T0, &mut out),
+        Ok(ServerRecv::PeerUp(..))
+    ));
+    assert!(matches!(
+        s.receive(&data, from(), T0, &mut out),
+        Ok(ServerRecv::Frame(_))
+    ));
+    // A KEEPALIVE or CLOSE with a payload is malformed.
+    let mut padded = ka.clone();
+    padded.push(0);
+    assert_eq!(
+        s.receive(&padded, from(), T0, &mut out),
+        Err(Drop::BadLength)
+    );
+}
+
+#[test]
+fn replayed_data_is_rejected_and_counted_once_per_replay() {
+    let config = Config::default();
+    let (mut c, mut s, id) = connected(&config);
+    let mut data = Vec::new();
+    c.seal(b"once", T0, &mut data).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        s.receive(&data, from(), T0, &mut out),
+        Ok(ServerRecv::Frame(id))
+    );
+    for k in 1..=5 {
+        assert_eq!(s.receive(&data, from(), T0, &mut out), Err(Drop::Replay));
+        assert!(out.is_empty());
+        assert_eq!(s.stats().count(Drop::Replay), k);
+        assert_eq!(s.stats().dropped_total(), k);
+    }
+    // The confirming KEEPALIVE, replayed.
+    let mut back = Vec::new();
+    s.seal(id, b"x", T0, &mut back).unwrap();
+    assert_eq!(c.receive(&back, T0, &mut out), Ok(ClientRecv::Frame));
+    assert_eq!(c.receive(&back, T0, &mut out), Err(Drop::Replay));
+    assert_eq!(c.stats().count(Drop::Replay), 1);
+}
+
+#[test]
+fn reordering_within_2048_is_accepted_exactly_once() {
+    let config = Config::default();
+    let (mut c, mut s, id) = connected(&config);
+    let mut rng = TestRng::new(0x5eed);
+    for round in 0..3u32 {
+        let mut pkts: Vec<(u32, Vec<u8>)> = (0..2048u32)
+            .map(|i| {
+                let mut d = Vec::new();
+                c.seal(&(round * 10_000 + i).to_le_bytes(), T0, &mut d)
+                    .unwrap();
+                (i, d)
+            })
+            .collect();
+        rng.shuffle(&mut pkts);
+        let mut seen = vec![false; 2048];
+        let mut out = Vec::new();
+        for (i, d) in &pkts {
+            assert_eq!(
+                s.receive(d, from(), T0, &mut out),
+                Ok(ServerRecv::Frame(id))
+            );
+            let v = u32::from_le_bytes(out[..4].try_into().unwrap());
+            assert_eq!(v, round * 10_000 + i);
+            assert!(!seen[*i as usize]);
+            seen[*i as usize] = true;
+        }
+        assert!(seen.iter().all(|&b| b));
+        let before = s.stats().count(Drop::Replay);
+        for (_, d) in &pkts {
+            assert_eq!(s.receive(d, from(), T0, &mut out), Err(Drop::Replay));
+        }
+        assert_eq!(s.stats().count(Drop::Replay) - before, 2048);
+    }
+}
+
+#[test]
+fn older_than_window_is_rejected() {
+    let config = Config::default();
+    let (mut c, mut s, id) = connected(&config);
+    let pkts: Vec<Vec<u8>> = (0..5000)
+        .map(|_| {
+            let mut d = Vec::new();
+            c.seal(b"x", T0, &mut d).unwrap();
+            d
+        })
+        .collect();
+    let mut out = Vec::new();
+    assert_eq!(
+        s.receive(&pkts[4999], from(), T0, &mut out),
+        Ok(ServerRecv::Frame(id))
+    );
+    // Counter 1 (the KEEPALIVE took 0) is ~5000 behind.
+    assert_eq!(s.receive(&pkts[0], from(), T0, &mut out), Err(Drop::Replay));
+    // 2048 behind is still fine.
+    assert_eq!(
+        s.receive(&pkts[4999 - 2048], from(), T0, &mut out),
+        Ok(ServerRecv::Frame(id))
+    );
+}
+
+#[test]
+fn wrong_psk_is_bad_mac() {
+    let config = Config::default();
+    let mut c = Client::new(config.clone(), KEY_ID, Psk::from_bytes([1; 32]), WALL, T0);
+    let init = init_of(&mut c, T0);
+    let mut out = Vec::new();
+    for mut s in [psk_server(&config), ticket_server(&config)] {
+        assert_eq!(s.receive(&init, from(), T0, &mut out), Err(Drop::BadMac));
+        assert_eq!(s.stats().count(Drop::BadMac), 1);
+        assert!(out.is_empty());
+        assert_eq!(s.pending_handshakes(), 0);
+    }
+    // Unknown key id in ticket mode.
+    let mut c = Client::new(config.clone(), *b"someone!", psk(), WALL, T0);
+    let init = init_of(&mut c, T0);
+    let mut s = ticket_server(&config);
+    assert_eq!(
+        s.receive(&init, from(), T0, &mut out),
+        Err(Drop::UnknownKey)
+    );
+    s.remove_ticket(&KEY_ID);
+    let mut c = client(&config);
+    let init = init_of(&mut c, T0);
+    assert_eq!(
+        s.receive(&init, from(), T0, &mut out),
+        Err(Drop::UnknownKey)
+    );
+}
+
+#[test]
+fn wrong_suite_is_bad_tag() {
+    let chacha = Config::default();
+    let aes = Config {
+        suite: Suite::Aes256Gcm,
+        ..Config::default()
+    };
+    let mut c = client(&chacha);
+    let mut s = psk_server(&aes);
+    let init = init_of(&mut c, T0);
+    let mut resp = Vec::new();
+    s.receive(&init, from(), T0, &mut resp).unwrap();
+    let mut out = Vec::new();
+    // The handshake itself does not involve the suite.
+    assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+    c.poll(T0, &mut out).unwrap();
+    let mut f = Vec::new();
+    assert_eq!(s.receive(&out, from(), T0, &mut f), Err(Drop::BadTag));
+    assert_eq!(s.peers().count(), 0);
+    assert_eq!(s.pending_handshakes(), 1);
+}
+
+#[test]
+fn garbage_never_panics_and_allocates_nothing() {
+    let config = Config::default();
+    let mut rng = TestRng::new(42);
+    let (mut cc, mut cs, _) = connected(&config);
+    let mut servers = [psk_server(&config), ticket_server(&config)];
+    let mut fresh_client = client(&config);
+    let _ = init_of(&mut fresh_client, T0); // a handshake in flight
+    let mut out = Vec::new();
+    let types = [0x01u8, 0x02, 0x04, 0x05, 0x06];
+    for len in 0..200usize {
+        for iter in 0..60 {
+            let mut g = vec![0u8; len];
+            rng.fill(&mut g);
+            // Most of the time, pass the header checks to reach deeper code.
+            if iter % 4 != 0 {
+                if let Some(b) = g.get_mut(0) {
+                    *b = types[rng.below(types.len())];
+                }
+                for b in g.iter_mut().skip(1).take(3) {
+                    *b = 0;
+                }
+            }
+            // Sometimes aim at the live session's receiver index.
+            if iter % 5 == 1 && len >= 8 {
+                let mut ka = Vec::new();
+                cc.seal(b"", T0, &mut ka).unwrap();
+                g[4..8].copy_from_slice(&ka[4..8]);
+            }
+            for s in servers.iter_mut() {
+                assert!(s.receive(&g, from(), T0, &mut out).is_err());
+                assert!(out.is_empty());
+            }
+            assert!(cs.receive(&g, from(), T0, &mut out).is_err());
+            assert!(out.is_empty());
+            assert!(fresh_client.receive(&g, T0, &mut out).is_err());
+            assert!(cc.receive(&g, T0, &mut out).is_err());
+            assert!(out.is_empty());
+        }
+    }
+    for s in &servers {
+        assert_eq!(s.pending_handshakes(), 0);
+        assert_eq!(s.peers().count(), 0);
+        assert_eq!(s.stats().packets_out, 0);
+        assert_eq!(s.stats().packets_in, 0);
+        assert_eq!(s.stats().dropped_total(), 200 * 60);
+    }
+    assert_eq!(cs.peers().count(), 1);
+    assert_eq!(cs.pending_handshakes(), 0);
+    assert!(cc.is_up());
+    assert!(!fresh_client.is_up());
+}
+
+#[test]
+fn replayed_init_gets_no_second_resp() {
+    let config = Config::default();
+    let mut c = client(&config);
+    let mut s = psk_server(&config);
+    let first = init_of(&mut c, T0);
+    let mut out = Vec::new();
+    assert!(s.receive(&first, from(), T0, &mut out).is_ok());
+    assert_eq!(
+        s.receive(&first, from(), T0, &mut out),
+        Err(Drop::StaleTimestamp)
+    );
+    assert!(out.is_empty());
+    // A retransmitted INIT (fresh timestamp) replaces the pending one.
+    let retry = T0 + config.handshake_retry;
+    assert_eq!(c.poll(retry, &mut out), Some(ClientEvent::Send));
+    let second = out.clone();
+    assert!(s.receive(&second, from(), retry, &mut out).is_ok());
+    assert_eq!(s.pending_handshakes(), 1);
+    // Now both old INITs are stale, even after the first was confirmed...
+    assert_eq!(
+        s.receive(&first, from(), retry, &mut out),
+        Err(Drop::StaleTimestamp)
+    );
+    assert_eq!(
+        s.receive(&second, from(), retry, &mut out),
+        Err(Drop::StaleTimestamp)
+    );
+    assert_eq!(s.stats().count(Drop::StaleTimestamp), 3);
+    assert_eq!(s.stats().packets_out, 2);
+    // ...and timestamps keep increasing even if the clock does not.
+    let mut c2 = Client::new(config.clone(), KEY_ID, psk(), WALL, T0);
+    let i1 = init_of(&mut c2, T0);
+    let i2 = init_of(&mut c2, T0 + config.handshake_retry);
+    let ts = |i: &[u8]| u64::from_be_bytes(i[48..56].try_into().unwrap());
+    assert_eq!(ts(&i1), WALL);
+    assert_eq!(ts(&i2), WALL + config.handshake_retry.as_nanos() as u64);
+}
+
+#[test]
+fn init_flood_respects_max_pending() {
+    let config = Config::default();
+    let mut s = psk_server(&config);
+    let mut out = Vec::new();
+    let mut replies = 0;
+    let mut clients: Vec<Client> = (0..200u64)
+        .map(|i| {
+            let kid: KeyId = i.to_le_bytes();
+            Client::new(config.clone(), kid, psk(), WALL, T0)
+        })
+        .collect();
+    for c in clients.iter_mut() {
+        let init = init_of(c, T0);
+        match s.receive(&init, from(), T0, &mut out) {
+            Ok(ServerRecv::Reply(_)) => replies += 1,
+            Err(Drop::TooManyPending) => assert!(out.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(replies, config.max_pending);
+    assert_eq!(s.pending_handshakes(), config.max_pending);
+    assert_eq!(s.stats().count(Drop::TooManyPending), 200 - 64);
+    // Retransmissions from a client that already has a pending handshake
+    // replace it instead of taking a new slot.
+    let later = T0 + config.handshake_retry;
+    let init = init_of(&mut clients[0], later);
+    assert!(matches!(
+        s.receive(&init, from(), later, &mut out),
+        Ok(ServerRecv::Reply(_))
+    ));
+    assert_eq!(s.pending_handshakes(), config.max_pending);
+    // After pending_timeout the slots are free again.
+    let expire = T0 + config.pending_timeout;
+    while s.poll(expire, &mut out).is_some() {}
+    assert_eq!(s.pending_handshakes(), 1);
+    let late = expire + Duration::from_millis(1);
+    let init = init_of(&mut clients[150], late);
+    assert!(matches!(
+        s.receive(&init, from(), late, &mut out),
+        Ok(ServerRecv::Reply(_))
+    ));
+}
+
+#[test]
+fn max_peers_respected() {
+    let config = Config {
+        max_peers: 3,
+        ..Config::default()
+    };
+    let mut s = psk_server(&config);
+    let mut out = Vec::new();
+    let mut up = 0;
+    for i in 0..5u64 {
+        let mut c = Client::new(config.clone(), i.to_le_bytes(), psk(), WALL, T0);
+        let init = init_of(&mut c, T0);
+        match s.receive(&init, from(), T0, &mut out) {
+            Ok(ServerRecv::Reply(_)) => {
+                let resp = out.clone();
+                assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+                c.poll(T0, &mut out).unwrap();
+                let ka = out.clone();
+                assert!(matches!(
+                    s.receive(&ka, from(), T0, &mut out),
+                    Ok(ServerRecv::PeerUp(..))
+                ));
+                up += 1;
+            }
+            Err(Drop::TooManyPeers) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(up, 3);
+    assert_eq!(s.peers().count(), 3);
+    assert_eq!(s.stats().count(Drop::TooManyPeers), 2);
+}

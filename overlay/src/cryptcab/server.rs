@@ -1,0 +1,316 @@
+//! The server end: one UDP port, any number of cables, each on its own
+//! switch port.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
+
+use super::ticket::{Allow, TicketListener};
+use super::{any_v4, any_v6, bind_udp, id_hex, stats_line, Clock, Control, Link, LocalSide};
+
+/// How long a ticket nobody uses (or whose cable went down) is kept.
+const TICKET_TTL: Duration = Duration::from_secs(60);
+
+/// Longest wait in the receive loop (timers are checked at least this often).
+const TICK: Duration = Duration::from_millis(20);
+
+/// Where the server's keys come from.
+pub enum ServerKeys {
+    /// `-P keyfile`: every client knows the same key.
+    Psk(Psk),
+    /// Keys delivered over ssh by clients allowed by [`Allow`];
+    /// `groups_of` lists a uid's supplementary groups.
+    Ssh {
+        allow: Allow,
+        groups_of: Box<dyn Fn(u32) -> Vec<u32> + Send>,
+    },
+}
+
+pub struct ServerOptions {
+    /// The local UDP port (-p).
+    pub port: u16,
+    pub keys: ServerKeys,
+    pub config: Config,
+}
+
+struct Cable {
+    link: Arc<dyn Link>,
+    addr: SocketAddr,
+    key_id: KeyId,
+}
+
+struct Shared {
+    server: Server,
+    cables: HashMap<PeerId, Cable>,
+    /// Ticket cable ids and when they were last in use.
+    tickets: HashMap<KeyId, Duration>,
+    dead_after: Duration,
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a server until `ctl.stop`.
+pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) -> io::Result<()> {
+    let sock = bind_udp(any_v6(), opts.port).or_else(|_| bind_udp(any_v4(), opts.port))?;
+    let sock = Arc::new(sock);
+    let clock = Clock::new();
+    let (source, ssh) = match opts.keys {
+        ServerKeys::Psk(p) => (KeySource::Psk(p), None),
+        ServerKeys::Ssh { allow, groups_of } => (KeySource::Tickets, Some((allow, groups_of))),
+    };
+    let shared = Arc::new(Mutex::new(Shared {
+        server: Server::new(opts.config.clone(), source),
+        cables: HashMap::new(),
+        tickets: HashMap::new(),
+        dead_after: opts.config.dead_after,
+    }));
+    if let Some((allow, groups_of)) = ssh {
+        let listener = TicketListener::bind(opts.port)?;
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("tickets".into())
+            .spawn(move || {
+                listener.serve(allow, groups_of, move |t, uid| {
+                    let now = clock.now();
+                    let mut s = lock(&shared);
+                    s.server.add_ticket(t.key_id, t.psk(), now);
+                    s.tickets.insert(t.key_id, now);
+                    tracing::info!(
+                        "cable {} announced over ssh by uid {uid}",
+                        id_hex(&t.key_id)
+                    );
+                    Ok(format!("cable {} may connect", id_hex(&t.key_id)))
+                })
+            })?;
+    }
+    tracing::info!(
+        "vde_cryptcab server on UDP port {} for switch {}",
+        opts.port,
+        local.name()
+    );
+    sock.set_read_timeout(Some(TICK))?;
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::with_capacity(2048);
+    let mut deadline = Duration::ZERO;
+    while !ctl.stopping() {
+        if ctl.take_report() {
+            tracing::info!("stats: {}", stats_line(lock(&shared).server.stats()));
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let now = clock.now();
+                let mut s = lock(&shared);
+                let r = s.server.receive(&buf[..n], from, now, &mut out);
+                deadline = s.server.next_deadline();
+                handle_recv(r, s, &sock, &out, &shared, &local, clock)?;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        let now = clock.now();
+        if now >= deadline {
+            deadline = run_timers(&shared, &sock, &mut out, now);
+        }
+    }
+    let mut s = lock(&shared);
+    tracing::info!("stats: {}", stats_line(s.server.stats()));
+    for (_, c) in s.cables.drain() {
+        c.link.close();
+    }
+    Ok(())
+}
+
+fn handle_recv(
+    r: Result<ServerRecv, vde_crypto::Drop>,
+    mut s: MutexGuard<'_, Shared>,
+    sock: &Arc<UdpSocket>,
+    out: &[u8],
+    shared: &Arc<Mutex<Shared>>,
+    local: &Arc<dyn LocalSide>,
+    clock: Clock,
+) -> io::Result<()> {
+    match r {
+        Ok(ServerRecv::Frame(peer)) => {
+            let link = s.cables.get(&peer).map(|c| c.link.clone());
+            drop(s);
+            if let Some(l) = link {
+                let _ = l.send(out);
+            }
+        }
+        Ok(ServerRecv::Reply(to)) => {
+            drop(s);
+            let _ = sock.send_to(out, to);
+        }
+        Ok(ServerRecv::PeerUp(peer, key_id, addr))
+        | Ok(ServerRecv::PeerUpFrame(peer, key_id, addr)) => {
+            let with_frame = matches!(r, Ok(ServerRecv::PeerUpFrame(..)));
+            if let Some(t) = s.tickets.get_mut(&key_id) {
+                *t = clock.now();
+            }
+            drop(s);
+            cable_up(peer, key_id, addr, shared, sock, local, clock);
+            if with_frame {
+                if let Some(l) = lock(shared).cables.get(&peer).map(|c| c.link.clone()) {
+                    let _ = l.send(out);
+                }
+            }
+        }
+        Ok(ServerRecv::PeerClosed(peer)) => {
+            if let Some(c) = s.cables.remove(&peer) {
+                s.tickets.insert(c.key_id, clock.now());
+                drop(s);
+                tracing::info!(
+                    "cable {} from {} closed by the peer",
+                    id_hex(&c.key_id),
+                    c.addr
+                );
+                c.link.close();
+            }
+        }
+        Ok(ServerRecv::Rekeyed(peer)) => {
+            tracing::debug!("cable {peer} rekeyed");
+        }
+        Ok(ServerRecv::RekeyedFrame(peer)) => {
+            tracing::debug!("cable {peer} rekeyed");
+            let link = s.cables.get(&peer).map(|c| c.link.clone());
+            drop(s);
+            if let Some(l) = link {
+                let _ = l.send(out);
+            }
+        }
+        Ok(ServerRecv::Keepalive(_)) => {}
+        Err(d) => {
+            tracing::debug!("dropped a datagram: {d}");
+        }
+    }
+    Ok(())
+}
+
+/// A new cable: a switch port and the thread that feeds the cable from it.
+fn cable_up(
+    peer: PeerId,
+    key_id: KeyId,
+    addr: SocketAddr,
+    shared: &Arc<Mutex<Shared>>,
+    sock: &Arc<UdpSocket>,
+    local: &Arc<dyn LocalSide>,
+    clock: Clock,
+) {
+    let link: Arc<dyn Link> = match local.attach() {
+        Ok(l) => Arc::from(l),
+        Err(e) => {
+            tracing::error!(
+                "cable {} from {addr}: cannot attach to switch {}: {e}",
+                id_hex(&key_id),
+                local.name()
+            );
+            return;
+        }
+    };
+    tracing::info!(
+        "cable {} from {addr} up on switch {}",
+        id_hex(&key_id),
+        local.name()
+    );
+    if let Some(old) = lock(shared).cables.insert(
+        peer,
+        Cable {
+            link: link.clone(),
+            addr,
+            key_id,
+        },
+    ) {
+        old.link.close();
+    }
+    let shared = shared.clone();
+    let sock = sock.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("cable-{peer}"))
+        .spawn(move || pump(peer, link, shared, sock, clock));
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the thread of cable {peer}: {e}");
+    }
+}
+
+/// Switch port → cable, until the port or the cable goes.
+fn pump(
+    peer: PeerId,
+    link: Arc<dyn Link>,
+    shared: Arc<Mutex<Shared>>,
+    sock: Arc<UdpSocket>,
+    clock: Clock,
+) {
+    let mut buf = vec![0u8; super::MAX_FRAME];
+    let mut out = Vec::with_capacity(2048);
+    while let Ok(n) = link.recv(&mut buf) {
+        let to = {
+            let mut s = lock(&shared);
+            if !s
+                .cables
+                .get(&peer)
+                .is_some_and(|c| Arc::ptr_eq(&c.link, &link))
+            {
+                break;
+            }
+            s.server.seal(peer, &buf[..n], clock.now(), &mut out)
+        };
+        if let Ok(to) = to {
+            let _ = sock.send_to(&out, to);
+        }
+    }
+    link.close();
+}
+
+/// Keepalives, dead cables, stale tickets; returns the next deadline.
+fn run_timers(
+    shared: &Arc<Mutex<Shared>>,
+    sock: &UdpSocket,
+    out: &mut Vec<u8>,
+    now: Duration,
+) -> Duration {
+    let mut s = lock(shared);
+    while let Some(ev) = s.server.poll(now, out) {
+        match ev {
+            ServerEvent::Send(to) => {
+                let _ = sock.send_to(out, to);
+            }
+            ServerEvent::PeerDown(peer) => {
+                if let Some(c) = s.cables.remove(&peer) {
+                    s.tickets.insert(c.key_id, now);
+                    tracing::warn!(
+                        "cable {} from {} down: nothing heard for {:.1} s",
+                        id_hex(&c.key_id),
+                        c.addr,
+                        s.dead_after.as_secs_f64()
+                    );
+                    c.link.close();
+                }
+            }
+        }
+    }
+    let active: Vec<KeyId> = s.cables.values().map(|c| c.key_id).collect();
+    let stale: Vec<KeyId> = s
+        .tickets
+        .iter()
+        .filter(|(id, t)| !active.contains(id) && now.saturating_sub(**t) > TICKET_TTL)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in stale {
+        s.tickets.remove(&id);
+        s.server.remove_ticket(&id);
+    }
+    s.server.next_deadline().min(now + Duration::from_secs(1))
+}

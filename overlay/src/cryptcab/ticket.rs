@@ -1,0 +1,358 @@
+//! Tickets: how a cable's pre-shared key reaches the server over ssh.
+//!
+//! The client makes a random 32-byte key and an 8-byte cable id, runs
+//! `vde_cryptcab --ticket -p PORT` on the server host through ssh, and
+//! writes one line to its stdin:
+//!
+//! ```text
+//! vde-crypto/1 <cable id, 16 hex digits> <key, 64 hex digits>\n
+//! ```
+//!
+//! That helper passes the line to the server listening on UDP port PORT
+//! through the abstract unix socket `@vde_cryptcab.PORT` (abstract: no file,
+//! nothing on disk, one per network namespace as the UDP port is). Both
+//! ends check the other's kernel credentials (SO_PEERCRED):
+//! * the server accepts tickets from root, from its own uid, and from the
+//!   users and groups given with `--allow-user`/`--allow-group`; so the ssh
+//!   login decides *who* the peer is, and the server decides whether that
+//!   login may attach a cable;
+//! * the helper gives the key only to a server run by root or by its own
+//!   uid, so a process that squats the socket name cannot collect keys.
+//!
+//! The server answers one line, `OK <text>` or `ERR <reason>`, which the
+//! helper prints and the client reports. The key is used once to derive
+//! per-session keys with fresh X25519 ephemerals (see vde-crypto), and it
+//! is never written to disk.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::time::Duration;
+
+use vde_crypto::{KeyId, Psk};
+use zeroize::Zeroize;
+
+use crate::sys;
+
+/// The longest ticket line accepted (a well-formed one is 95 bytes).
+pub const MAX_LINE: usize = 256;
+
+/// How long either side waits for the other's line.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Abstract socket name of the server on UDP port `port`.
+pub fn socket_name(port: u16) -> String {
+    format!("vde_cryptcab.{port}")
+}
+
+fn abstract_addr(port: u16) -> io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(socket_name(port).as_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A cable id and its key, as carried on the ticket line.
+pub struct Ticket {
+    pub key_id: KeyId,
+    pub key: [u8; 32],
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl Ticket {
+    /// A fresh random ticket.
+    pub fn generate() -> io::Result<Ticket> {
+        use ring::rand::SecureRandom;
+        let rng = ring::rand::SystemRandom::new();
+        let mut t = Ticket {
+            key_id: [0; 8],
+            key: [0; 32],
+        };
+        rng.fill(&mut t.key_id)
+            .and_then(|_| rng.fill(&mut t.key))
+            .map_err(|_| io::Error::other("no randomness from the system"))?;
+        Ok(t)
+    }
+
+    pub fn psk(&self) -> Psk {
+        Psk::from_bytes(self.key)
+    }
+
+    /// The line sent on the helper's stdin (secret: callers zeroize it).
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {}\n",
+            vde_crypto::PROTOCOL,
+            hex(&self.key_id),
+            hex(&self.key)
+        )
+    }
+
+    /// Parses a ticket line (with or without its newline).
+    pub fn parse(line: &str) -> Result<Ticket, String> {
+        let mut words = line.trim_end_matches(['\n', '\r']).split(' ');
+        match words.next() {
+            Some(p) if p == vde_crypto::PROTOCOL => {}
+            Some(p) => {
+                return Err(format!(
+                    "unknown ticket protocol {:?} (this side speaks {})",
+                    p.chars().take(32).collect::<String>(),
+                    vde_crypto::PROTOCOL
+                ))
+            }
+            None => return Err("empty ticket".into()),
+        }
+        let key_id = words
+            .next()
+            .and_then(unhex::<8>)
+            .ok_or("bad cable id in ticket")?;
+        let key = words
+            .next()
+            .and_then(unhex::<32>)
+            .ok_or("bad key in ticket")?;
+        if words.next().is_some() {
+            return Err("trailing words in ticket".into());
+        }
+        Ok(Ticket { key_id, key })
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes.
+fn read_line(r: impl Read) -> io::Result<String> {
+    let mut line = String::new();
+    BufReader::new(r.take(MAX_LINE as u64)).read_line(&mut line)?;
+    if !line.ends_with('\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no complete line (too long, or the other side closed)",
+        ));
+    }
+    Ok(line)
+}
+
+/// Who may hand tickets to a server.
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+}
+
+impl Allow {
+    /// Root, the server's own uid, and the listed users and groups
+    /// (primary group from the credentials, supplementary ones through
+    /// `groups_of`).
+    pub fn permits(&self, uid: u32, gid: u32, groups_of: impl Fn(u32) -> Vec<u32>) -> bool {
+        if uid == 0 || uid == sys::euid() || self.uids.contains(&uid) || self.gids.contains(&gid) {
+            return true;
+        }
+        !self.gids.is_empty() && groups_of(uid).iter().any(|g| self.gids.contains(g))
+    }
+}
+
+/// The server's end: a listener on the abstract name for `port`.
+pub struct TicketListener {
+    listener: UnixListener,
+}
+
+impl TicketListener {
+    pub fn bind(port: u16) -> io::Result<TicketListener> {
+        let listener = UnixListener::bind_addr(&abstract_addr(port)?).map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "another vde_cryptcab already serves UDP port {port} \
+                         (abstract socket @{} is taken)",
+                        socket_name(port)
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(TicketListener { listener })
+    }
+
+    /// Serves connections for ever; `accept` decides on each ticket given
+    /// the sender's uid and gid and returns the reply text or the refusal.
+    pub fn serve(
+        self,
+        allow: Allow,
+        groups_of: impl Fn(u32) -> Vec<u32>,
+        mut accept: impl FnMut(Ticket, u32) -> Result<String, String>,
+    ) {
+        for conn in self.listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+            let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+            // the line is read first, so that a refusal reaches the helper
+            // as an answer rather than as a broken pipe
+            let line = read_line(&mut conn);
+            let reply = match (sys::peer_cred(&conn), line) {
+                (Err(e), _) => Err(format!("cannot read the helper's credentials: {e}")),
+                (Ok((uid, gid)), _) if !allow.permits(uid, gid, &groups_of) => Err(format!(
+                    "uid {uid} may not attach cables to this server \
+                     (see --allow-user/--allow-group)"
+                )),
+                (_, Err(e)) => Err(format!("bad ticket: {e}")),
+                (Ok((uid, _)), Ok(mut line)) => {
+                    let t = Ticket::parse(&line);
+                    line.zeroize();
+                    t.and_then(|t| accept(t, uid))
+                }
+            };
+            let text = match reply {
+                Ok(t) => format!("OK {t}\n"),
+                Err(e) => {
+                    tracing::warn!("ticket refused: {e}");
+                    format!("ERR {e}\n")
+                }
+            };
+            let _ = conn.write_all(text.as_bytes());
+        }
+    }
+}
+
+/// The helper's end (`vde_cryptcab --ticket -p PORT`, run by ssh): passes
+/// one ticket line from `input` to the server and returns its answer.
+pub fn hand_over(port: u16, input: impl Read) -> Result<String, String> {
+    let mut line = read_line(input).map_err(|e| format!("reading the ticket: {e}"))?;
+    let result = (|| {
+        Ticket::parse(&line)?;
+        let mut conn = UnixStream::connect_addr(&abstract_addr(port).map_err(|e| e.to_string())?)
+            .map_err(|e| {
+            format!(
+                "no vde_cryptcab server on UDP port {port} on this host \
+                     (abstract socket @{}: {e})",
+                socket_name(port)
+            )
+        })?;
+        let (server_uid, _) =
+            sys::peer_cred(&conn).map_err(|e| format!("cannot check the server: {e}"))?;
+        if server_uid != 0 && server_uid != sys::euid() {
+            return Err(format!(
+                "the process on @{} runs as uid {server_uid}, neither root nor this user: \
+                 not giving it the key",
+                socket_name(port)
+            ));
+        }
+        let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+        let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+        conn.write_all(line.as_bytes())
+            .map_err(|e| format!("sending the ticket: {e}"))?;
+        let reply = read_line(&mut conn).map_err(|e| format!("no answer from the server: {e}"))?;
+        Ok(reply.trim_end().to_string())
+    })();
+    line.zeroize();
+    let reply = result?;
+    match reply.split_once(' ') {
+        Some(("OK", text)) => Ok(text.to_string()),
+        Some(("ERR", why)) => Err(why.to_string()),
+        _ if reply == "OK" => Ok(String::new()),
+        _ => Err(format!("unexpected answer from the server: {reply:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_round_trip() {
+        let t = Ticket::generate().unwrap();
+        let line = t.line();
+        assert_eq!(line.len(), 12 + 1 + 16 + 1 + 64 + 1);
+        let u = Ticket::parse(&line).unwrap();
+        assert_eq!(u.key_id, t.key_id);
+        assert_eq!(u.key, t.key);
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_a_reason() {
+        let t = Ticket::generate().unwrap();
+        let good = t.line();
+        for (bad, why) in [
+            ("", "unknown ticket protocol"),
+            ("vde-crypto/2 00 00\n", "unknown ticket protocol"),
+            ("vde-crypto/1 0011\n", "cable id"),
+            (&good.replace(' ', "  "), "cable id"),
+            (&format!("{} extra\n", good.trim_end()), "trailing"),
+            (&good[..good.len() - 3], "bad key"),
+        ] {
+            let e = Ticket::parse(bad).err().unwrap_or_default();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(Ticket::parse(&good.replace('a', "g")).is_err() || !good.contains('a'));
+    }
+
+    #[test]
+    fn allow_rules() {
+        let me = sys::euid();
+        let none = Allow::default();
+        assert!(none.permits(0, 0, |_| vec![]));
+        assert!(none.permits(me, 12345, |_| vec![]));
+        assert!(!none.permits(54321, 54321, |_| vec![]) || me == 54321);
+        let a = Allow {
+            uids: vec![1111],
+            gids: vec![2222],
+        };
+        assert!(a.permits(1111, 9, |_| vec![]));
+        assert!(a.permits(3333, 2222, |_| vec![]));
+        assert!(a.permits(3333, 9, |_| vec![2222]));
+        assert!(!a.permits(3333, 9, |_| vec![9, 10]));
+    }
+
+    #[test]
+    fn hand_over_without_server_says_so() {
+        let t = Ticket::generate().unwrap();
+        let e = hand_over(1, t.line().as_bytes()).unwrap_err();
+        assert!(e.contains("no vde_cryptcab server on UDP port 1"), "{e}");
+    }
+
+    #[test]
+    fn ticket_travels_through_the_socket() {
+        let port = 40000 + (std::process::id() % 20000) as u16;
+        let l = TicketListener::bind(port).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            l.serve(
+                Allow::default(),
+                |_| vec![],
+                move |t, uid| {
+                    tx.send((t.key_id, uid)).unwrap();
+                    Ok("port 5".into())
+                },
+            )
+        });
+        let t = Ticket::generate().unwrap();
+        assert_eq!(hand_over(port, t.line().as_bytes()).unwrap(), "port 5");
+        let (id, uid) = rx.recv().unwrap();
+        assert_eq!(id, t.key_id);
+        assert_eq!(uid, sys::euid());
+        assert!(hand_over(port, &b"garbage\n"[..])
+            .unwrap_err()
+            .contains("unknown ticket protocol"));
+        assert!(TicketListener::bind(port)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("already serves"));
+    }
+}

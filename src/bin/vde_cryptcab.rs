@@ -1,0 +1,323 @@
+//! vde_cryptcab: authenticated, encrypted UDP cables between vde switches,
+//! with the C tool's command line.
+//!
+//! ```text
+//! vde_cryptcab [-s SOCK] [-p PORT] [-P KEYFILE]                       # server
+//! vde_cryptcab [-s SOCK] [-p PORT] -c [USER@]HOST[:PORT] [-P KEYFILE] # client
+//! ```
+//!
+//! Without -P the client hands a fresh key to the server through ssh
+//! (`vde_cryptcab --ticket` runs on the server host); see README.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Parser};
+
+use vde::cryptcab::SwitchSide;
+use vde_overlay::cryptcab::client::{self, ClientKeys, ClientOptions};
+use vde_overlay::cryptcab::server::{self, ServerKeys, ServerOptions};
+use vde_overlay::cryptcab::ssh::SshOptions;
+use vde_overlay::cryptcab::ticket::{self, Allow};
+use vde_overlay::cryptcab::{Config, Control, Psk, Suite, DEFAULT_PORT};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vde_cryptcab",
+    version = vde::VERSION,
+    about = "Encrypted, authenticated UDP cables between vde switches",
+    override_usage = "vde_cryptcab [-s SOCK] [-p PORT] [-P KEYFILE]                        (server)\n       vde_cryptcab [-s SOCK] [-p PORT] -c [USER@]HOST[:PORT] [-P KEYFILE] [-k]  (client)"
+)]
+struct Args {
+    /// The switch (or VNL) cables plug into.
+    #[arg(short = 's', long = "sock", visible_aliases = ["vdesock", "unix"], value_name = "SOCK", default_value = "")]
+    sock: String,
+    /// Local UDP port, on both sides.
+    #[arg(short = 'p', long = "localport", value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    port: u16,
+    /// Connect to a server (client mode); the UDP port defaults to 7667.
+    #[arg(short = 'c', long = "connect", value_name = "[USER@]HOST[:PORT]")]
+    connect: Option<String>,
+    /// Pre-shared key file (at least 16 bytes) instead of the ssh exchange.
+    #[arg(short = 'P', long = "preshared", value_name = "KEYFILE")]
+    preshared: Option<PathBuf>,
+    /// Refused: cables are always encrypted (use udp:// for a plain cable).
+    #[arg(short = 'x', long = "noencrypt")]
+    noencrypt: bool,
+    /// Client only: accepted for compatibility (keepalives are always on).
+    #[arg(short = 'k', long = "keepalive")]
+    keepalive: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// More log output (-v, -vv).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    verbose: u8,
+    /// Server: also accept cables from this user's ssh logins (repeatable).
+    #[arg(long = "allow-user", value_name = "USER")]
+    allow_user: Vec<String>,
+    /// Server: also accept cables from members of this group (repeatable).
+    #[arg(long = "allow-group", value_name = "GROUP")]
+    allow_group: Vec<String>,
+    /// Client: ssh config file to use instead of ~/.ssh/config (ssh -F).
+    #[arg(long = "ssh-config", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Client: the program ssh runs on the server host.
+    #[arg(
+        long = "remote-cmd",
+        value_name = "CMD",
+        default_value = "vde_cryptcab"
+    )]
+    remote_cmd: String,
+    /// AEAD: chacha20-poly1305 (default) or aes-256-gcm; both ends alike.
+    #[arg(
+        long = "cipher",
+        value_name = "NAME",
+        default_value = "chacha20-poly1305"
+    )]
+    cipher: String,
+    /// Declare a silent cable down after this many seconds.
+    #[arg(long = "dead-after", value_name = "SECONDS", default_value_t = 1.0)]
+    dead_after: f64,
+    /// Rekey after this many seconds.
+    #[arg(long = "rekey-after", value_name = "SECONDS", default_value_t = 120.0)]
+    rekey_after: f64,
+    /// Write the pid to FILE.
+    #[arg(long = "pidfile", value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Helper run through ssh on the server host: pass the key read from
+    /// stdin to the server on -p.
+    #[arg(long = "ticket", hide = true)]
+    ticket: bool,
+}
+
+/// `[user@]host[:port]`, with `[v6]:port` or a bare IPv6 literal.
+fn split_connect(s: &str) -> Result<(Option<String>, String, u16)> {
+    let (user, rest) = match s.rsplit_once('@') {
+        Some((u, r)) => (Some(u.to_string()), r),
+        None => (None, s),
+    };
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .with_context(|| format!("bad UDP port {p:?} in -c {s}"))
+    };
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .with_context(|| format!("missing ] in -c {s}"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => port_of(p)?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => bail!("unexpected {after:?} after ] in -c {s}"),
+        };
+        (h.to_string(), port)
+    } else if rest.matches(':').count() == 1 {
+        let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
+        (h.to_string(), port_of(p)?)
+    } else {
+        (rest.to_string(), DEFAULT_PORT)
+    };
+    if host.is_empty() {
+        bail!("no host in -c {s}");
+    }
+    Ok((user, host, port))
+}
+
+fn config(args: &Args) -> Result<Config> {
+    let suite = match args.cipher.to_ascii_lowercase().as_str() {
+        "chacha20-poly1305" | "chacha20poly1305" | "chacha" => Suite::ChaCha20Poly1305,
+        "aes-256-gcm" | "aes256gcm" | "aes" => Suite::Aes256Gcm,
+        other => bail!("unknown --cipher {other:?} (chacha20-poly1305 or aes-256-gcm)"),
+    };
+    if !(args.dead_after >= 0.05 && args.dead_after <= 3600.0) {
+        bail!("--dead-after must be between 0.05 and 3600 seconds");
+    }
+    if !(args.rekey_after >= 1.0 && args.rekey_after <= 86400.0) {
+        bail!("--rekey-after must be between 1 and 86400 seconds");
+    }
+    let dead = Duration::from_secs_f64(args.dead_after);
+    Ok(Config {
+        suite,
+        dead_after: dead,
+        keepalive_interval: dead / 4,
+        rekey_after_time: Duration::from_secs_f64(args.rekey_after),
+        ..Config::default()
+    })
+}
+
+fn read_psk(path: &PathBuf) -> Result<Psk> {
+    let mut bytes =
+        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let psk = Psk::from_file_contents(&bytes)
+        .map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()));
+    zeroize::Zeroize::zeroize(&mut bytes);
+    psk
+}
+
+/// SIGTERM/SIGINT/SIGHUP stop the cable (clients say goodbye); SIGUSR1
+/// logs the counters.
+fn watch_signals(fd: Option<std::os::fd::OwnedFd>, ctl: Arc<Control>) {
+    let Some(fd) = fd else { return };
+    std::thread::spawn(move || loop {
+        match vde::sys::read_signal(&fd) {
+            Some(s) if s == libc::SIGUSR1 as u32 => ctl.report.store(true, Ordering::Relaxed),
+            Some(_) => ctl.stop.store(true, Ordering::Relaxed),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    });
+}
+
+fn run() -> Result<i32> {
+    let sigfd =
+        vde::sys::signalfd(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1]).ok();
+    let args = Args::parse();
+    if args.ticket {
+        return Ok(
+            match ticket::hand_over(args.port, std::io::stdin().lock()) {
+                Ok(text) => {
+                    println!("{text}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("vde_cryptcab: {e}");
+                    1
+                }
+            },
+        );
+    }
+    vde::init_logging_at(match args.verbose {
+        0 => tracing::Level::INFO,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    });
+    if args.noencrypt {
+        bail!("-x (no encryption) is not supported: vde_cryptcab always encrypts; use a udp:// cable (vde_plug) for an unencrypted one");
+    }
+    if args.keepalive && args.connect.is_none() {
+        bail!("-k/--keepalive is for clients (-c) only");
+    }
+    let cfg = config(&args)?;
+    let psk = args.preshared.as_ref().map(read_psk).transpose()?;
+    let local = Arc::new(SwitchSide {
+        vnl: args.sock.clone(),
+    });
+    // fail early, with the switch's own error, if it is not there
+    drop(
+        vde_overlay::cryptcab::LocalSide::attach(&*local)
+            .with_context(|| format!("cannot attach to switch {}", local_name(&args.sock)))?,
+    );
+    let ctl = Arc::new(Control::default());
+    if args.daemon {
+        vde::sys::daemonize().context("cannot become a daemon")?;
+    }
+    watch_signals(sigfd, ctl.clone());
+    if let Some(p) = &args.pidfile {
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|_| std::fs::rename(&tmp, p))
+            .with_context(|| format!("cannot write pid file {}", p.display()))?;
+    }
+    match &args.connect {
+        Some(c) => {
+            let (user, host, port) = split_connect(c)?;
+            let keys = match psk {
+                Some(p) => ClientKeys::Psk(p),
+                None => {
+                    let dest = match &user {
+                        Some(u) => format!("{u}@{host}"),
+                        None => host.clone(),
+                    };
+                    let mut o = SshOptions::new(&dest);
+                    o.config_file = args.ssh_config.clone();
+                    o.remote_cmd = args.remote_cmd.clone();
+                    ClientKeys::Ssh(o)
+                }
+            };
+            let opts = ClientOptions {
+                host,
+                port,
+                local_port: args.port,
+                keys,
+                config: cfg,
+            };
+            match client::connect(opts, local, ctl) {
+                Ok(()) => Ok(0),
+                Err(e @ client::ClientError::Ssh(_)) => {
+                    eprintln!("vde_cryptcab: {e}");
+                    Ok(253)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        None => {
+            let keys = match psk {
+                Some(p) => ServerKeys::Psk(p),
+                None => {
+                    let mut allow = Allow::default();
+                    for u in &args.allow_user {
+                        allow.uids.push(
+                            vde::users::parse_user(u)
+                                .with_context(|| format!("--allow-user {u}: no such user"))?,
+                        );
+                    }
+                    for g in &args.allow_group {
+                        allow.gids.push(
+                            vde::users::parse_group(g)
+                                .with_context(|| format!("--allow-group {g}: no such group"))?,
+                        );
+                    }
+                    ServerKeys::Ssh {
+                        allow,
+                        groups_of: Box::new(|uid| vde::users::groups_of(uid, u32::MAX)),
+                    }
+                }
+            };
+            let opts = ServerOptions {
+                port: args.port,
+                keys,
+                config: cfg,
+            };
+            server::serve(opts, local, ctl)?;
+            Ok(0)
+        }
+    }
+}
+
+fn local_name(sock: &str) -> &str {
+    if sock.is_empty() {
+        "/tmp/vde.ctl"
+    } else {
+        sock
+    }
+}
+
+fn main() {
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("vde_cryptcab: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_forms() {
+        let c = |s| split_connect(s).unwrap();
+        assert_eq!(c("host"), (None, "host".into(), 7667));
+        assert_eq!(c("u@host:12000"), (Some("u".into()), "host".into(), 12000));
+        assert_eq!(c("::1"), (None, "::1".into(), 7667));
+        assert_eq!(c("u@[::1]:9"), (Some("u".into()), "::1".into(), 9));
+        assert_eq!(c("[fe80::1]"), (None, "fe80::1".into(), 7667));
+        assert!(split_connect("host:x").is_err());
+        assert!(split_connect("@:1").is_err());
+        assert!(split_connect("[::1").is_err());
+    }
+}

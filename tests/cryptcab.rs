@@ -1,0 +1,864 @@
+//! vde_cryptcab end to end: switches joined by our encrypted cables, the
+//! ssh key exchange against a real sshd started here on 127.0.0.1 with
+//! keys made in a temp dir, refusals, hostile datagrams, dead peers and a
+//! server restart.
+
+mod common;
+
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use vde::core::PortRequest;
+
+const CRYPTCAB: &str = env!("CARGO_BIN_EXE_vde_cryptcab");
+
+/// A free UDP (or TCP) port on loopback, for a moment.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running vde_cryptcab whose log goes to a file.
+struct Cab {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Cab {
+    fn start(dir: &TempDir, name: &str, args: &[&str]) -> Cab {
+        let log = dir.path(&format!("{name}.log"));
+        let child = Command::new(CRYPTCAB)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Cab { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        sh(&format!("kill -{sig} {}", self.child.id()));
+    }
+
+    /// Asks for the counters (SIGUSR1) and returns the newest stats line.
+    fn stats(&self) -> String {
+        let before = self.log().matches("stats:").count();
+        self.signal("USR1");
+        assert!(
+            wait_for(5, || self.log().matches("stats:").count() > before),
+            "no stats line: {}",
+            self.log()
+        );
+        self.log()
+            .lines()
+            .rfind(|l| l.contains("stats:"))
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits for the process to end and returns its exit code.
+    fn wait_exit(&mut self, secs: u64) -> Option<i32> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Cab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A number from a stats line: `packets in 12 …`, `bad tag: 3`.
+fn stat(line: &str, key: &str) -> u64 {
+    line.split(key)
+        .nth(1)
+        .and_then(|r| {
+            r.trim_start_matches(':')
+                .split_whitespace()
+                .next()
+                .map(|w| w.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+        })
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cryptcab_ports(sw: &Switch) -> usize {
+    sw.cmd("port/print").matches("vde_cryptcab").count()
+}
+
+/// A broadcast from `a` reaches `b` (retrying while the cable comes up).
+fn passes(a: &Client, b: &Client, seq: u8) -> bool {
+    for _ in 0..30 {
+        let f = frame(BCAST, mac(seq), 100, seq);
+        a.send(&f);
+        if b.drain().iter().any(|g| g == &f) {
+            return true;
+        }
+    }
+    false
+}
+
+fn key_file(dir: &TempDir) -> String {
+    let p = dir.path("cable.key");
+    std::fs::write(&p, b"a lab secret, long enough for the cable").unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn psk_cables_join_three_switches_each_peer_on_its_own_port() {
+    let dir = TempDir::new("cc-psk");
+    let hub = Switch::start(Impl::Ours, &dir, "hub", &[]);
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let sport = free_udp_port().to_string();
+    let hubs = hub.ctl.display().to_string();
+    let _srv = Cab::start(&dir, "srv", &["-s", &hubs, "-p", &sport, "-P", &key]);
+    let (pa, pb) = (free_udp_port().to_string(), free_udp_port().to_string());
+    let conn = format!("127.0.0.1:{sport}");
+    // the second client reaches the server over IPv6 when loopback has it
+    let conn6 = if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+        format!("[::1]:{sport}")
+    } else {
+        conn.clone()
+    };
+    let as_ = a.ctl.display().to_string();
+    let bs = b.ctl.display().to_string();
+    let ca = Cab::start(
+        &dir,
+        "ca",
+        &["-s", &as_, "-p", &pa, "-c", &conn, "-P", &key],
+    );
+    let cb = Cab::start(
+        &dir,
+        "cb",
+        &["-s", &bs, "-p", &pb, "-c", &conn6, "-P", &key, "-k"],
+    );
+    assert!(
+        wait_for(10, || cryptcab_ports(&hub) == 2
+            && cryptcab_ports(&a) == 1
+            && cryptcab_ports(&b) == 1),
+        "hub:\n{}\nclient a log:\n{}\nclient b log:\n{}",
+        hub.cmd("port/print"),
+        ca.log(),
+        cb.log()
+    );
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    let z = Client::connect(&hub.ctl, PortRequest::Any, "z").unwrap();
+    assert!(passes(&x, &y, 1), "a -> b through the hub");
+    assert!(
+        !z.drain().is_empty(),
+        "the hub's own host sees the broadcast"
+    );
+    // unicast back once the MACs are learned, frames of every size
+    for len in [60usize, 61, 100, 1000, 1514] {
+        let f = frame(mac(1), mac(2), len, len as u8);
+        y.send(&f);
+        let got = x.drain();
+        assert!(got.contains(&f), "unicast of {len} bytes b -> a");
+    }
+    assert!(ca.log().contains(" up on switch"), "{}", ca.log());
+}
+
+/// A real sshd on 127.0.0.1, with host and user keys made in a temp dir.
+struct Sshd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &TempDir) -> Option<Sshd> {
+        if !have("ssh") || !have("ssh-keygen") || !is_root() {
+            return None;
+        }
+        if !std::path::Path::new("/usr/sbin/sshd").exists() {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "/usr/sbin/sshd is required under CI=true (openssh-server)"
+            );
+            eprintln!("SKIP: no /usr/sbin/sshd");
+            return None;
+        }
+        let d = dir.path("ssh");
+        std::fs::create_dir_all(&d).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for k in ["host", "user", "stranger"] {
+            sh(&format!(
+                "ssh-keygen -q -t ed25519 -N '' -C vde-test-{k} -f {}",
+                d.join(k).display()
+            ));
+        }
+        std::fs::copy(d.join("user.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_tcp_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\n\
+                 AuthorizedKeysFile {auth}\nPidFile {pid}\nUsePAM no\nStrictModes no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+                host = d.join("host").display(),
+                auth = d.join("authorized_keys").display(),
+                pid = d.join("sshd.pid").display(),
+            ),
+        )
+        .unwrap();
+        let hostpub = std::fs::read_to_string(d.join("host.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {hostpub}"),
+        )
+        .unwrap();
+        for (name, key) in [("ssh_config", "user"), ("ssh_config_stranger", "stranger")] {
+            std::fs::write(
+                d.join(name),
+                format!(
+                    "Host *\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
+                     UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  \
+                     GlobalKnownHostsFile /dev/null\n",
+                    id = d.join(key).display(),
+                    kh = d.join("known_hosts").display(),
+                ),
+            )
+            .unwrap();
+        }
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ok = wait_for(10, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            ok,
+            "sshd did not start: {}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+        );
+        Some(Sshd { child, dir: d })
+    }
+
+    fn config(&self, which: &str) -> String {
+        self.dir.join(which).display().to_string()
+    }
+
+    fn user() -> String {
+        sh("id -un").trim().to_string()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ssh_client_args<'a>(
+    sw: &'a str,
+    lport: &'a str,
+    conn: &'a str,
+    config: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "-s",
+        sw,
+        "-p",
+        lport,
+        "-c",
+        conn,
+        "--ssh-config",
+        config,
+        "--remote-cmd",
+        CRYPTCAB,
+    ]
+}
+
+#[test]
+fn ssh_key_exchange_against_a_real_sshd() {
+    let dir = TempDir::new("cc-ssh");
+    let Some(sshd) = Sshd::start(&dir) else {
+        return;
+    };
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let sport = free_udp_port().to_string();
+    let bs = b.ctl.display().to_string();
+    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
+    assert!(
+        wait_for(5, || srv.log().contains("server on UDP port")),
+        "{}",
+        srv.log()
+    );
+    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
+    let lport = free_udp_port().to_string();
+    let as_ = a.ctl.display().to_string();
+    let good = sshd.config("ssh_config");
+    let cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &good));
+    assert!(
+        wait_for(15, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        "client log:\n{}\nserver log:\n{}\nsshd log:\n{}",
+        cli.log(),
+        srv.log(),
+        std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap_or_default()
+    );
+    assert!(srv.log().contains("announced over ssh"), "{}", srv.log());
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    assert!(passes(&x, &y, 3), "a -> b");
+    assert!(passes(&y, &x, 4), "b -> a");
+    // the key never touched the disk: no file in /tmp holds its cable id
+    let id_line = cli.log();
+    let id = id_line
+        .split("cable ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 16, "{id_line}");
+    let found = Command::new("grep")
+        .args(["-rlsF", &id, "/tmp", "--exclude=*.log"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&found.stdout).trim().is_empty(),
+        "cable id found in files: {}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
+
+#[test]
+fn an_unauthorized_ssh_key_gets_no_cable() {
+    let dir = TempDir::new("cc-deny");
+    let Some(sshd) = Sshd::start(&dir) else {
+        return;
+    };
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let sport = free_udp_port().to_string();
+    let bs = b.ctl.display().to_string();
+    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
+    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
+    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
+    let lport = free_udp_port().to_string();
+    let as_ = a.ctl.display().to_string();
+    let bad = sshd.config("ssh_config_stranger");
+    let mut cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &bad));
+    assert_eq!(cli.wait_exit(20), Some(253), "log: {}", cli.log());
+    let log = cli.log();
+    assert!(
+        log.contains("ssh failed") && log.contains("Permission denied"),
+        "the error says ssh refused the key: {log}"
+    );
+    assert_eq!(cryptcab_ports(&b), 0);
+    assert_eq!(cryptcab_ports(&a), 0);
+    assert!(!srv.log().contains("announced"), "{}", srv.log());
+}
+
+#[test]
+fn tickets_are_checked_against_kernel_credentials() {
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let dir = TempDir::new("cc-cred");
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let bs = b.ctl.display().to_string();
+    let line = "vde-crypto/1 0011223344556677 \
+                00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    let hand = |port: &str, uid: &str| {
+        let mut c = Command::new("setpriv")
+            .args(["--reuid", uid, "--regid", uid, "--clear-groups", CRYPTCAB])
+            .args(["--ticket", "-p", port])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let p1 = free_udp_port().to_string();
+    let srv = Cab::start(&dir, "srv1", &["-s", &bs, "-p", &p1]);
+    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
+    let (code, _, err) = hand(&p1, "4242");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("uid 4242 may not attach"), "{err}");
+    let (code, out, err) = hand(&p1, "0");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("0011223344556677 may connect"), "{out}");
+    let p2 = free_udp_port().to_string();
+    let srv2 = Cab::start(
+        &dir,
+        "srv2",
+        &["-s", &bs, "-p", &p2, "--allow-user", "4242"],
+    );
+    assert!(wait_for(5, || srv2.log().contains("server on UDP port")));
+    let (code, out, err) = hand(&p2, "4242");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("may connect"), "{out}");
+    // nobody listening: a clear error
+    let (code, _, err) = hand(&free_udp_port().to_string(), "0");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no vde_cryptcab server on UDP port"), "{err}");
+}
+
+/// A UDP relay between a client and the server that records what the
+/// client sends and can go silent.
+struct Relay {
+    port: u16,
+    silent: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(server: SocketAddr) -> Relay {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        back.connect(server).unwrap();
+        let port = front.local_addr().unwrap().port();
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        }
+        let silent = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        // client -> server, recorded
+        {
+            let (front, back) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+            let (si, se, st, cl) = (silent.clone(), seen.clone(), stop.clone(), client.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                // bounded: the test ends it, or it gives up after 5 minutes
+                let end = Instant::now() + Duration::from_secs(300);
+                while !st.load(Ordering::Relaxed) && Instant::now() < end {
+                    if let Ok((n, from)) = front.recv_from(&mut buf) {
+                        *cl.lock().unwrap() = Some(from);
+                        if !si.load(Ordering::Relaxed) {
+                            se.lock().unwrap().push(buf[..n].to_vec());
+                            let _ = back.send(&buf[..n]);
+                        }
+                    }
+                }
+            });
+        }
+        // server -> client
+        {
+            let (si, st, cl) = (silent.clone(), stop.clone(), client.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let end = Instant::now() + Duration::from_secs(300);
+                while !st.load(Ordering::Relaxed) && Instant::now() < end {
+                    if let Ok(n) = back.recv(&mut buf) {
+                        let c = *cl.lock().unwrap();
+                        if let (false, Some(c)) = (si.load(Ordering::Relaxed), c) {
+                            let _ = front.send_to(&buf[..n], c);
+                        }
+                    }
+                }
+            });
+        }
+        Relay {
+            port,
+            silent,
+            seen,
+            stop,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Tiny deterministic generator for the junk datagrams.
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+#[test]
+fn hostile_datagrams_are_dropped_counted_and_unanswered() {
+    let dir = TempDir::new("cc-hostile");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let sport = free_udp_port();
+    let bs = b.ctl.display().to_string();
+    let srv = Cab::start(
+        &dir,
+        "srv",
+        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
+    );
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
+    let conn = format!("127.0.0.1:{}", relay.port);
+    let as_ = a.ctl.display().to_string();
+    let lport = free_udp_port().to_string();
+    let _cli = Cab::start(
+        &dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
+    );
+    assert!(wait_for(10, || cryptcab_ports(&b) == 1), "{}", srv.log());
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    assert!(passes(&x, &y, 5));
+    for i in 0..20u8 {
+        x.send(&frame(BCAST, mac(5), 200, i));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let recorded: Vec<Vec<u8>> = relay
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.first() == Some(&0x04))
+        .cloned()
+        .collect();
+    assert!(
+        recorded.len() >= 20,
+        "recorded {} data datagrams",
+        recorded.len()
+    );
+    y.drain();
+    let before = srv.stats();
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let target = SocketAddr::from(([127, 0, 0, 1], sport));
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut sent = 0u64;
+    // random junk of every length, with each of the protocol's type bytes
+    for len in 0..300usize {
+        let mut d: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+        if let Some(t) = d.first_mut() {
+            *t = [0x01, 0x02, 0x04, 0x05, 0x06, 0x41, 0x20][len % 7];
+        }
+        attacker.send_to(&d, target).unwrap();
+        sent += 1;
+    }
+    // replays and one-bit modifications of real data datagrams
+    let (mut replays, mut tampered) = (0u64, 0u64);
+    for d in &recorded {
+        attacker.send_to(d, target).unwrap();
+        replays += 1;
+        let mut m = d.clone();
+        let i = (xorshift(&mut seed) as usize) % m.len();
+        m[i] ^= 1 << (xorshift(&mut seed) % 8);
+        attacker.send_to(&m, target).unwrap();
+        tampered += 1;
+    }
+    sent += replays + tampered;
+    let mut b1 = [0u8; 2048];
+    assert!(
+        attacker.recv_from(&mut b1).is_err(),
+        "the server answered a hostile datagram"
+    );
+    let after = srv.stats();
+    let dropped = stat(&after, "dropped ") - stat(&before, "dropped ");
+    assert_eq!(dropped, sent, "every hostile datagram is counted: {after}");
+    assert!(stat(&after, "too old counter") >= replays, "{after}");
+    assert!(
+        !y.drain().iter().any(|f| f.len() == 200),
+        "nothing replayed reached the switch"
+    );
+    // the cable still works
+    assert!(passes(&x, &y, 6), "cable after the attack");
+    assert!(passes(&y, &x, 7), "cable after the attack, back");
+}
+
+#[test]
+fn a_silent_cable_goes_down_within_a_second_and_comes_back() {
+    let dir = TempDir::new("cc-silent");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let sport = free_udp_port();
+    let bs = b.ctl.display().to_string();
+    let srv = Cab::start(
+        &dir,
+        "srv",
+        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
+    );
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
+    let conn = format!("127.0.0.1:{}", relay.port);
+    let as_ = a.ctl.display().to_string();
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        &dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
+    );
+    assert!(wait_for(10, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1));
+    relay.silent.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    assert!(wait_for(10, || cryptcab_ports(&a) == 0 && cryptcab_ports(&b) == 0));
+    let took = t0.elapsed();
+    eprintln!("both ends dropped their ports {took:?} after the cable went silent");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(
+        cli.log().contains("down: nothing heard for 1.0 s"),
+        "{}",
+        cli.log()
+    );
+    assert!(srv.log().contains("down: nothing heard"), "{}", srv.log());
+    relay.silent.store(false, Ordering::Relaxed);
+    assert!(
+        wait_for(10, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        "{}",
+        cli.log()
+    );
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    assert!(passes(&x, &y, 8));
+}
+
+#[test]
+fn the_client_recovers_by_itself_when_the_server_restarts() {
+    let dir = TempDir::new("cc-restart");
+    let Some(sshd) = Sshd::start(&dir) else {
+        return;
+    };
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let sport = free_udp_port().to_string();
+    let bs = b.ctl.display().to_string();
+    let mut srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
+    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
+    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
+    let lport = free_udp_port().to_string();
+    let as_ = a.ctl.display().to_string();
+    let good = sshd.config("ssh_config");
+    let cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &good));
+    assert!(wait_for(15, || cryptcab_ports(&b) == 1), "{}", cli.log());
+    srv.signal("KILL");
+    let _ = srv.wait_exit(5);
+    assert!(
+        wait_for(10, || cryptcab_ports(&a) == 0),
+        "client keeps its port after the server died: {}",
+        cli.log()
+    );
+    let srv2 = Cab::start(&dir, "srv2", &["-s", &bs, "-p", &sport]);
+    let t0 = Instant::now();
+    assert!(
+        wait_for(30, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        "client log:\n{}\nnew server log:\n{}",
+        cli.log(),
+        srv2.log()
+    );
+    eprintln!("cable back {:?} after the server restarted", t0.elapsed());
+    assert!(cli.log().contains("new key handed"), "{}", cli.log());
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    assert!(passes(&x, &y, 9));
+    assert!(passes(&y, &x, 10));
+}
+
+#[test]
+fn clear_errors_for_bad_command_lines() {
+    let dir = TempDir::new("cc-cli");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let s = sw.ctl.display().to_string();
+    let run = |args: &[&str]| {
+        let o = Command::new(CRYPTCAB).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let short = dir.path("short.key");
+    std::fs::write(&short, b"tiny").unwrap();
+    let shorts = short.display().to_string();
+    let good = key_file(&dir);
+    for (args, want) in [
+        (vec!["-s", &s, "-x"], "always encrypts"),
+        (vec!["-s", &s, "-k"], "clients (-c) only"),
+        (
+            vec!["-s", &s, "-P", "/no/such/key"],
+            "cannot read key file /no/such/key",
+        ),
+        (vec!["-s", &s, "-P", &shorts], "short.key"),
+        (
+            vec!["-s", "/no/such/switch", "-P", &good],
+            "/no/such/switch",
+        ),
+        (vec!["-s", &s, "--cipher", "rot13"], "unknown --cipher"),
+        (vec!["-s", &s, "-c", "host:notaport"], "bad UDP port"),
+    ] {
+        let (code, err) = run(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn our_cable_between_two_debian_switches() {
+    if !have("vde_switch") {
+        return;
+    }
+    let dir = TempDir::new("cc-c");
+    let a = Switch::start(Impl::C, &dir, "a", &[]);
+    let b = Switch::start(Impl::C, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let sport = free_udp_port().to_string();
+    let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
+    let _srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport, "-P", &key]);
+    let conn = format!("127.0.0.1:{sport}");
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        &dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
+    );
+    assert!(
+        wait_for(10, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        "{}",
+        cli.log()
+    );
+    let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
+    let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
+    assert!(passes(&x, &y, 11));
+    assert!(passes(&y, &x, 12));
+    // frames arrive as sent: no trailer (the C cryptcab appends 12 bytes)
+    let f = frame(mac(11), mac(12), 61, 1);
+    y.send(&f);
+    assert!(x.drain().contains(&f));
+}
+
+/// Broadcast copies from plug 0 seen by plugs 1 and 2 within 150 ms.
+fn copies(plugs: &mut [Plug], seq: u8) -> Vec<usize> {
+    for p in plugs.iter() {
+        let _ = p.drain(30);
+    }
+    let f = frame(BCAST, mac(40), 60, seq);
+    plugs[0].send(&f);
+    std::thread::sleep(Duration::from_millis(150));
+    plugs[1..]
+        .iter()
+        .map(|p| p.drain(100).iter().filter(|g| **g == f).count())
+        .collect()
+}
+
+/// Waits until a broadcast from plug 0 reaches plugs 1 and 2 exactly once.
+fn wait_once(plugs: &mut [Plug], seq: &mut u8, secs: u64) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        *seq = seq.wrapping_add(1);
+        if copies(plugs, *seq) == vec![1, 1] {
+            return Some(t.elapsed());
+        }
+    }
+    None
+}
+
+#[test]
+fn the_spanning_tree_reroutes_when_a_cryptcab_goes_silent() {
+    let dir = TempDir::new("cc-stp");
+    let sws: Vec<Switch> = (0..3)
+        .map(|i| {
+            let mac = format!("--macaddr=00:ff:00:00:01:{:02x}", i + 1);
+            Switch::start(Impl::Ours, &dir, &format!("s{i}"), &["-F", &mac])
+        })
+        .collect();
+    let ctl = |i: usize| sws[i].ctl.display().to_string();
+    let mut cables: Vec<Child> = [(0, 1), (1, 2)]
+        .iter()
+        .map(|&(i, j)| {
+            Command::new(OUR_PLUG)
+                .args([ctl(i), ctl(j)])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let key = key_file(&dir);
+    let sport = free_udp_port();
+    let _srv = Cab::start(
+        &dir,
+        "srv",
+        &["-s", &ctl(0), "-p", &sport.to_string(), "-P", &key],
+    );
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
+    let conn = format!("127.0.0.1:{}", relay.port);
+    let lport = free_udp_port().to_string();
+    let _cli = Cab::start(
+        &dir,
+        "cli",
+        &["-s", &ctl(2), "-p", &lport, "-c", &conn, "-P", &key],
+    );
+    let mut plugs: Vec<Plug> = (0..3).map(|i| Plug::ours(&[&ctl(i)])).collect();
+    assert!(
+        wait_for(10, || sws.iter().all(|s| active(s) == 3)),
+        "ring up"
+    );
+    let mut seq = 0u8;
+    assert!(
+        wait_once(&mut plugs, &mut seq, 15).is_some(),
+        "the ring with a cryptcab converges"
+    );
+    // the plain cable 1-2 dies: the only way to s2 is now the cryptcab
+    let _ = cables[1].kill();
+    let _ = cables[1].wait();
+    let t = wait_once(&mut plugs, &mut seq, 15).expect("reroutes over the cryptcab");
+    eprintln!("rerouted over the cryptcab in {t:?}");
+    // the cryptcab goes silent: s2 is cut off, s0-s1 keeps working
+    relay.silent.store(true, Ordering::Relaxed);
+    assert!(wait_for(5, || cryptcab_ports(&sws[0]) == 0));
+    assert_eq!(copies(&mut plugs, 200), vec![1, 0]);
+    // it comes back: s2 is reached again, still exactly once
+    relay.silent.store(false, Ordering::Relaxed);
+    let t = wait_once(&mut plugs, &mut seq, 15).expect("the cryptcab comes back");
+    eprintln!("s2 reachable again {t:?} after the cable came back");
+    for c in &mut cables {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
