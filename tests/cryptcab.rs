@@ -449,6 +449,7 @@ fn tickets_are_checked_against_kernel_credentials() {
 /// client sends and can go silent.
 struct Relay {
     port: u16,
+    server: SocketAddr,
     silent: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
@@ -504,6 +505,7 @@ impl Relay {
         }
         Relay {
             port,
+            server,
             silent,
             seen,
             stop,
@@ -515,6 +517,29 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A PSK cable from switch `a` (client) to switch `b` (server) through a
+/// [`Relay`].
+fn relayed_cable(dir: &TempDir, a: &Switch, b: &Switch) -> (Cab, Relay, Cab) {
+    let key = key_file(dir);
+    let sport = free_udp_port();
+    let bs = b.ctl.display().to_string();
+    let srv = Cab::start(
+        dir,
+        "srv",
+        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
+    );
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
+    let conn = format!("127.0.0.1:{}", relay.port);
+    let as_ = a.ctl.display().to_string();
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
+    );
+    (srv, relay, cli)
 }
 
 /// Tiny deterministic generator for the junk datagrams.
@@ -530,23 +555,8 @@ fn hostile_datagrams_are_dropped_counted_and_unanswered() {
     let dir = TempDir::new("cc-hostile");
     let a = Switch::start(Impl::Ours, &dir, "a", &[]);
     let b = Switch::start(Impl::Ours, &dir, "b", &[]);
-    let key = key_file(&dir);
-    let sport = free_udp_port();
-    let bs = b.ctl.display().to_string();
-    let srv = Cab::start(
-        &dir,
-        "srv",
-        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
-    );
-    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
-    let conn = format!("127.0.0.1:{}", relay.port);
-    let as_ = a.ctl.display().to_string();
-    let lport = free_udp_port().to_string();
-    let _cli = Cab::start(
-        &dir,
-        "cli",
-        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
-    );
+    let (srv, relay, _cli) = relayed_cable(&dir, &a, &b);
+    let sport = relay.server.port();
     assert!(wait_for(10, || cryptcab_ports(&b) == 1), "{}", srv.log());
     let x = Client::connect(&a.ctl, PortRequest::Any, "x").unwrap();
     let y = Client::connect(&b.ctl, PortRequest::Any, "y").unwrap();
@@ -621,23 +631,7 @@ fn a_silent_cable_goes_down_within_a_second_and_comes_back() {
     let dir = TempDir::new("cc-silent");
     let a = Switch::start(Impl::Ours, &dir, "a", &[]);
     let b = Switch::start(Impl::Ours, &dir, "b", &[]);
-    let key = key_file(&dir);
-    let sport = free_udp_port();
-    let bs = b.ctl.display().to_string();
-    let srv = Cab::start(
-        &dir,
-        "srv",
-        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
-    );
-    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
-    let conn = format!("127.0.0.1:{}", relay.port);
-    let as_ = a.ctl.display().to_string();
-    let lport = free_udp_port().to_string();
-    let cli = Cab::start(
-        &dir,
-        "cli",
-        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &key],
-    );
+    let (srv, relay, cli) = relayed_cable(&dir, &a, &b);
     assert!(wait_for(10, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1));
     relay.silent.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
@@ -819,21 +813,7 @@ fn the_spanning_tree_reroutes_when_a_cryptcab_goes_silent() {
                 .unwrap()
         })
         .collect();
-    let key = key_file(&dir);
-    let sport = free_udp_port();
-    let _srv = Cab::start(
-        &dir,
-        "srv",
-        &["-s", &ctl(0), "-p", &sport.to_string(), "-P", &key],
-    );
-    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], sport)));
-    let conn = format!("127.0.0.1:{}", relay.port);
-    let lport = free_udp_port().to_string();
-    let _cli = Cab::start(
-        &dir,
-        "cli",
-        &["-s", &ctl(2), "-p", &lport, "-c", &conn, "-P", &key],
-    );
+    let (_srv, relay, _cli) = relayed_cable(&dir, &sws[2], &sws[0]);
     let mut plugs: Vec<Plug> = (0..3).map(|i| Plug::ours(&[&ctl(i)])).collect();
     assert!(
         wait_for(10, || sws.iter().all(|s| active(s) == 3)),

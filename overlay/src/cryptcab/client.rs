@@ -9,7 +9,7 @@ use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeyId, Psk};
 
 use super::ssh::{self, SshOptions};
 use super::LocalSide;
-use super::{any_v4, any_v6, bind_udp, id_hex, stats_line, wall_nanos, Clock, Control, Link};
+use super::{any_v4, any_v6, bind_udp, id_hex, idle, stats_line, wall_nanos, Clock, Control, Link};
 
 /// Longest wait in the receive loop.
 const TICK: Duration = Duration::from_millis(20);
@@ -168,13 +168,7 @@ pub fn connect(
                     said_unreachable = true;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if idle(&e) => {}
             Err(e) => {
                 if !said_unreachable {
                     tracing::warn!("{server}: {e}; retrying");

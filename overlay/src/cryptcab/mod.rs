@@ -150,6 +150,14 @@ pub fn stats_line(s: &Stats) -> String {
     )
 }
 
+/// A receive that only timed out or was interrupted.
+fn idle(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// Hex of a cable id, for messages.
 pub fn id_hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()

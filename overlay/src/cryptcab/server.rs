@@ -10,7 +10,7 @@ use std::time::Duration;
 use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
 
 use super::ticket::{Allow, TicketListener};
-use super::{any_v4, any_v6, bind_udp, id_hex, stats_line, Clock, Control, Link, LocalSide};
+use super::{any_v4, any_v6, bind_udp, id_hex, idle, stats_line, Clock, Control, Link, LocalSide};
 
 /// How long a ticket nobody uses (or whose cable went down) is kept.
 const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -110,14 +110,7 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
                 deadline = s.server.next_deadline();
                 handle_recv(r, s, &sock, &out, &shared, &local, clock)?;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionRefused
-                ) => {}
+            Err(e) if idle(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => return Err(e),
         }
         let now = clock.now();
@@ -157,6 +150,7 @@ fn handle_recv(
         Ok(ServerRecv::PeerUp(peer, key_id, addr))
         | Ok(ServerRecv::PeerUpFrame(peer, key_id, addr)) => {
             let with_frame = matches!(r, Ok(ServerRecv::PeerUpFrame(..)));
+            let addr = plain(addr);
             if let Some(t) = s.tickets.get_mut(&key_id) {
                 *t = clock.now();
             }
@@ -197,6 +191,17 @@ fn handle_recv(
         }
     }
     Ok(())
+}
+
+/// An IPv4 peer as IPv4 (the dual-stack socket reports it v4-mapped).
+fn plain(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
 }
 
 /// A new cable: a switch port and the thread that feeds the cable from it.
