@@ -29,13 +29,20 @@ impl Drop for Ring {
 /// `kinds.len()` switches in a ring; cable i joins switch i and i+1. The
 /// last cable is a wirefilter with a management socket (to silence it).
 fn ring(kinds: &[Impl]) -> Ring {
+    ring_with(kinds, &[])
+}
+
+/// [`ring`] with more switch flags.
+fn ring_with(kinds: &[Impl], extra: &[&str]) -> Ring {
     let dir = TempDir::new("ring");
     let sws: Vec<Switch> = kinds
         .iter()
         .enumerate()
         .map(|(i, &k)| {
             let mac = format!("--macaddr=00:ff:00:00:00:{:02x}", i + 1);
-            Switch::start(k, &dir, &format!("s{i}"), &["-F", &mac])
+            let mut args = vec!["-F", &mac];
+            args.extend_from_slice(extra);
+            Switch::start(k, &dir, &format!("s{i}"), &args)
         })
         .collect();
     let n = sws.len();
@@ -180,4 +187,115 @@ fn mixed_ring_with_the_c_switch() {
         vec![1, 1],
         "storm or loss in the mixed ring"
     );
+}
+
+#[test]
+fn a_ring_speaking_standard_rstp_converges_and_fails_over() {
+    let mut r = ring_with(&[Impl::Ours, Impl::Ours, Impl::Ours], &["--rstp"]);
+    converged(&mut r, 10).expect("no loop-free delivery in an RSTP ring of 3");
+    let blocked: usize = r
+        .sws
+        .iter()
+        .map(|s| s.cmd("fstp/print").matches("role=Alternate/Backup").count())
+        .sum();
+    assert_eq!(blocked, 1, "{}", r.sws[0].cmd("fstp/print"));
+    let _ = r.cables[0].kill();
+    let _ = r.cables[0].wait();
+    converged(&mut r, 10).expect("no failover in the RSTP ring");
+}
+
+/// 802.1D-2004 §9.3.3, written out here rather than with the switch's code.
+fn std_rst_bpdu(flags: u8, root: [u8; 8], cost: u32, bridge: [u8; 8], port: u16) -> Vec<u8> {
+    let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x77];
+    f.extend_from_slice(&39u16.to_be_bytes());
+    f.extend_from_slice(&[0x42, 0x42, 0x03, 0, 0, 2, 2, flags]);
+    f.extend_from_slice(&root);
+    f.extend_from_slice(&cost.to_be_bytes());
+    f.extend_from_slice(&bridge);
+    f.extend_from_slice(&port.to_be_bytes());
+    // message age 0, max age 20 s, hello 2 s, forward delay 15 s (1/256 s)
+    for t in [0u16, 20 * 256, 2 * 256, 15 * 256] {
+        f.extend_from_slice(&t.to_be_bytes());
+    }
+    f.push(0);
+    f
+}
+
+/// A standard bridge's BPDU as read by the test: (role bits, flags).
+fn std_role(f: &[u8]) -> Option<(u8, u8)> {
+    (f.len() >= 53
+        && f[..6] == [0x01, 0x80, 0xc2, 0, 0, 0]
+        && f[12..14] == 39u16.to_be_bytes()
+        && f[14..21] == [0x42, 0x42, 0x03, 0, 0, 2, 2]
+        && f[52] == 0)
+        .then(|| (f[21] & 0x0c, f[21]))
+}
+
+#[test]
+fn a_standard_rstp_bridge_gets_a_standard_answer() {
+    let dir = TempDir::new("rstp-peer");
+    let sw = Switch::start(
+        Impl::Ours,
+        &dir,
+        "sw",
+        &["-F", "--rstp", "--macaddr=00:ff:00:00:00:01"],
+    );
+    let peer = Client::connect(&sw.ctl, vde::core::PortRequest::Any, "bridge").unwrap();
+    let host = Client::connect(&sw.ctl, vde::core::PortRequest::Any, "host").unwrap();
+    // before anything is heard the switch is root: designated BPDUs, with
+    // the standard layout, untagged, hello 2 s
+    let first = wait_bpdu(&peer, |r, _, _| r == 0x0c).expect("a designated RST BPDU");
+    assert_eq!(&first[48..50], &[0x02, 0x00], "hello time 2 s in 1/256 s");
+    // a superior standard bridge proposes on its designated port
+    let root = [0x00, 0x00, 0x02, 0, 0, 0, 0, 0x77];
+    let proposal = std_rst_bpdu(0x0e, root, 0, root, 0x8001);
+    let mut answer = None;
+    for _ in 0..20 {
+        peer.send(&proposal);
+        answer = wait_bpdu(&peer, |r, f, _| r == 0x08 && f & 0x40 != 0);
+        if answer.is_some() {
+            break;
+        }
+    }
+    let answer = answer.expect("our port became Root and agreed, in standard role bits");
+    assert_eq!(
+        &answer[22..30],
+        &root,
+        "it took the standard bridge as root"
+    );
+    assert_eq!(
+        answer[21] & 0x30,
+        0x30,
+        "the root port forwards (learning + forwarding)"
+    );
+    assert_eq!(answer[21] & 0x02, 0, "a root port does not propose");
+    let print = sw.cmd("fstp/print");
+    assert!(print.contains("role=Root"), "{print}");
+    // the host port is designated, in standard bits, and never says Root
+    // the standard bridge keeps sending hellos (now forwarding, agreed)
+    peer.send(&std_rst_bpdu(0x7c, root, 0, root, 0x8001));
+    let d = wait_bpdu(&host, |r, _, f| r == 0x0c && f[22..30] == root)
+        .expect("a designated BPDU for the new root on the host port");
+    assert_eq!(&d[22..30], &root, "the host port relays the new root");
+    assert_eq!(
+        &d[30..34],
+        &20_000_000u32.to_be_bytes(),
+        "at one hop's cost"
+    );
+}
+
+/// The next BPDU in the standard layout on `c` that `want` accepts (others
+/// are skipped), within 3 s.
+fn wait_bpdu(c: &Client, want: impl Fn(u8, u8, &[u8]) -> bool) -> Option<Vec<u8>> {
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        if let Some(f) = c.recv() {
+            if let Some((role, flags)) = std_role(&f) {
+                if want(role, flags, &f) {
+                    return Some(f);
+                }
+            }
+        }
+    }
+    None
 }

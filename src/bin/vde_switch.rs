@@ -36,6 +36,10 @@ struct Args {
     /// Fast spanning tree.
     #[arg(short = 'F', long)]
     fstp: bool,
+    /// With -F: speak standard IEEE 802.1w RSTP BPDUs on every port (for
+    /// standard bridges; 802.1D bridges are still detected per port).
+    #[arg(long)]
+    rstp: bool,
     /// Management socket.
     #[arg(short = 'M', long, value_name = "PATH")]
     mgmt: Option<PathBuf>,
@@ -96,6 +100,7 @@ const LONG: &[&str] = &[
     "numports",
     "hub",
     "fstp",
+    "rstp",
     "mgmt",
     "mgmtmode",
     "mgmtgroup",
@@ -219,6 +224,7 @@ fn run() -> Result<()> {
             mac: args.macaddr.unwrap_or_else(random_mac),
             priority: args.priority.map_or(0x8000, |p| (p & 0xffff) as u16),
             fstp: args.fstp,
+            rstp: args.rstp,
         },
     };
     if let Some(rc) = &opts.rcfile {

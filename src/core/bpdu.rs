@@ -313,6 +313,112 @@ pub mod config {
     }
 }
 
+/// IEEE 802.1w rapid spanning tree BPDUs (802.1D-2004 §9.3.3), spoken on
+/// ports set to the standard encoding (`--rstp`, `fstp/setrstp`). The
+/// layout is the one vde uses; what differs is the meaning of the flags and
+/// of the timers:
+/// * role bits: standard Root is `0x08` and Alternate/Backup `0x04`, where
+///   vde swaps them (§1.3); an Alternate sends neither Proposal nor the
+///   learning/forwarding bits;
+/// * Proposal (`0x02`) only from a designated port that is discarding
+///   (vde's own extension already means exactly that);
+/// * timers in big-endian 1/256 s; we advertise 802.1D's defaults.
+///
+/// The state machine keeps working in the vde encoding: this module
+/// translates at the edge, both ways, so the two are never mixed on a port.
+pub mod rstp {
+    use super::*;
+
+    /// Standard role field values.
+    pub const STD_ALTERNATE: u8 = 0x04;
+    pub const STD_ROOT: u8 = 0x08;
+    pub const STD_DESIGNATED: u8 = 0x0c;
+    const LEARNING_FORWARDING: u8 = 0x30;
+    const PROPOSAL: u8 = 0x02;
+    /// Advertised timers (seconds): 802.1D-2004's defaults.
+    const MAX_AGE: u16 = 20;
+    const HELLO: u16 = 2;
+    const FORWARD_DELAY: u16 = 15;
+
+    fn be256(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes([b[at], b[at + 1]]) / 256
+    }
+
+    /// Standard flags -> the vde flags the state machine reads.
+    pub fn flags_from_std(f: u8) -> u8 {
+        let keep = f & (flags::TC | flags::FORWARDING | flags::AGREEMENT);
+        match f & flags::ROLE_MASK {
+            STD_ROOT => keep | flags::ROLE_ROOT,
+            STD_ALTERNATE => (keep & !flags::FORWARDING) | Role::Blocked.to_flags(),
+            STD_DESIGNATED => keep | flags::ROLE_DESIGNATED | (f & PROPOSAL),
+            _ => keep,
+        }
+    }
+
+    /// vde flags -> standard flags (TC Ack is never sent: TCs are
+    /// repeated for `tc_window` instead).
+    pub fn flags_to_std(f: u8) -> u8 {
+        let keep = f & (flags::TC | flags::FORWARDING | flags::AGREEMENT);
+        match Role::from_flags(f) {
+            Role::Root => keep | STD_ROOT,
+            Role::Blocked => (keep & !LEARNING_FORWARDING) | STD_ALTERNATE,
+            Role::Designated => keep | STD_DESIGNATED | (f & PROPOSAL),
+            Role::Unknown => keep,
+        }
+    }
+
+    /// Parses an RST BPDU (version 2, type 2, at least 36 bytes).
+    pub fn parse(frame: &[u8]) -> Result<(Bpdu, Option<u16>), BpduError> {
+        let (b, tci) = untag(frame)?;
+        if b.len() < 53 {
+            return Err(BpduError::Short(b.len()));
+        }
+        let (version, kind) = (b[19], b[20]);
+        if version < 2 || kind != 2 || b[17..19] != [0, 0] {
+            return Err(BpduError::Unsupported { version, kind });
+        }
+        let (root, root_cost, bridge, port) = vector(b);
+        Ok((
+            Bpdu {
+                flags: flags_from_std(b[21]),
+                root,
+                root_cost,
+                bridge,
+                port,
+                message_age: be256(b, 44),
+                max_age: be256(b, 46),
+                hello: be256(b, 48).max(1),
+                forward_delay: be256(b, 50),
+            },
+            tci,
+        ))
+    }
+
+    /// Writes `b` as a standard RST BPDU; `out` must hold 57 bytes.
+    pub fn emit(b: &Bpdu, src: Mac, tci: Option<u16>, out: &mut [u8]) -> usize {
+        let std = Bpdu {
+            flags: flags_to_std(b.flags),
+            message_age: b.message_age.min(MAX_AGE - 1),
+            max_age: MAX_AGE,
+            hello: HELLO,
+            forward_delay: FORWARD_DELAY,
+            ..*b
+        };
+        let n = std.emit(src, tci, out);
+        // vde writes little-endian whole seconds; the standard wants
+        // big-endian 1/256 s: the same bytes for values below 256, but
+        // write them explicitly
+        let o = n - 41;
+        for (i, v) in [std.message_age, MAX_AGE, HELLO, FORWARD_DELAY]
+            .into_iter()
+            .enumerate()
+        {
+            out[o + 32 + 2 * i..o + 34 + 2 * i].copy_from_slice(&(v * 256).to_be_bytes());
+        }
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +564,91 @@ mod tests {
         assert_eq!(port_id(2), [0x80, 0x02]);
         assert_eq!(port_id(17), [0x81, 0x11]);
         assert!(BridgeId::new(0x1000, Mac([0xff; 6])) < BridgeId::new(0x8000, Mac([0; 6])));
+    }
+
+    /// An RST BPDU as 802.1D-2004 §9.3.3 lays it out, written by hand.
+    fn std_rst(flags: u8, root_prio: u16, cost: u32, times: [u16; 4]) -> Vec<u8> {
+        let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x09];
+        f.extend_from_slice(&39u16.to_be_bytes());
+        f.extend_from_slice(&[0x42, 0x42, 0x03, 0, 0, 2, 2, flags]);
+        f.extend_from_slice(&root_prio.to_be_bytes());
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+        f.extend_from_slice(&cost.to_be_bytes());
+        f.extend_from_slice(&[0x80, 0, 0x02, 0, 0, 0, 0, 0x09, 0x80, 0x01]);
+        for t in times {
+            f.extend_from_slice(&t.to_be_bytes());
+        }
+        f.push(0); // version 1 length
+        f
+    }
+
+    #[test]
+    fn rstp_roles_follow_the_standard_not_vde() {
+        // a standard root port: Root role, learning, forwarding, agreement
+        let (b, tci) = rstp::parse(&std_rst(0x78, 0x1000, 0, [0, 0x1400, 0x200, 0xf00])).unwrap();
+        assert_eq!(tci, None);
+        assert_eq!(Role::from_flags(b.flags), Role::Root);
+        assert_eq!(b.flags & flags::AGREEMENT, flags::AGREEMENT);
+        assert_eq!((b.max_age, b.hello, b.forward_delay), (20, 2, 15));
+        // a standard alternate: vde's blocked role, not forwarding
+        let (b, _) = rstp::parse(&std_rst(0x44, 0x1000, 0, [0, 0x1400, 0x200, 0xf00])).unwrap();
+        assert_eq!(Role::from_flags(b.flags), Role::Blocked);
+        assert_eq!(b.flags & flags::FORWARDING, 0);
+        // a proposing designated port: designated, proposal kept
+        let (b, _) = rstp::parse(&std_rst(0x0e, 0x1000, 0, [0x180, 0x1400, 0x200, 0xf00])).unwrap();
+        assert_eq!(Role::from_flags(b.flags), Role::Designated);
+        assert_eq!(b.flags & 0x02, 0x02);
+        assert_eq!(b.message_age, 1, "1.5 s in 1/256 s units");
+        // TC ack is dropped, TC kept
+        let (b, _) = rstp::parse(&std_rst(0xfd, 0x1000, 0, [0, 0x1400, 0x200, 0xf00])).unwrap();
+        assert_eq!(b.flags & (flags::TC | flags::TC_ACK), flags::TC);
+        // and the MSTP/STP versions are not taken as RST here
+        let mut v3 = std_rst(0x7c, 0x1000, 0, [0, 0x1400, 0x200, 0xf00]);
+        v3[19] = 0;
+        assert!(rstp::parse(&v3).is_err());
+    }
+
+    #[test]
+    fn rstp_emit_is_the_standard_layout() {
+        let b = Bpdu {
+            flags: flags::ROLE_ROOT | flags::FORWARDING | flags::AGREEMENT,
+            root: BridgeId::new(0x1000, Mac([2, 0, 0, 0, 0, 9])),
+            root_cost: 20_000_000,
+            bridge: BridgeId::new(0x8000, Mac([0, 0xff, 0, 0, 0, 1])),
+            port: port_id(3),
+            message_age: 1,
+            max_age: 40,
+            hello: 1,
+            forward_delay: 0,
+        };
+        let mut out = [0u8; 64];
+        let n = rstp::emit(&b, Mac([0, 0xff, 0, 0, 0, 1]), None, &mut out);
+        assert_eq!(n, 53);
+        let f = &out[..n];
+        assert_eq!(&f[14..17], &[0x42, 0x42, 0x03]);
+        assert_eq!(&f[17..21], &[0, 0, 2, 2]);
+        assert_eq!(f[21] & 0x0c, rstp::STD_ROOT, "root port says Root");
+        assert_eq!(f[21], 0x78);
+        assert_eq!(
+            &f[44..52],
+            &[0x01, 0x00, 0x14, 0x00, 0x02, 0x00, 0x0f, 0x00]
+        );
+        assert_eq!(f[52], 0, "version 1 length");
+        // round trip through the parser gives the vde flags back
+        let (back, _) = rstp::parse(f).unwrap();
+        assert_eq!(back.flags, b.flags);
+        assert_eq!(
+            (back.root, back.root_cost, back.bridge),
+            (b.root, b.root_cost, b.bridge)
+        );
+        for (vde, std) in [
+            (0x4a, 0x44),
+            (0x0e, 0x0e),
+            (0x7c, 0x7c),
+            (0x3d, 0x3d),
+            (0x75, 0x79),
+        ] {
+            assert_eq!(rstp::flags_to_std(vde), std, "vde {vde:#x}");
+        }
     }
 }

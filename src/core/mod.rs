@@ -43,6 +43,8 @@ pub struct Config {
     pub priority: u16,
     /// Fast spanning tree on (`-F`).
     pub fstp: bool,
+    /// New ports speak standard 802.1w BPDUs instead of vde's (`--rstp`).
+    pub rstp: bool,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             mac: Mac([0x00, 0xff, 0, 0, 0, 1]),
             priority: 0x8000,
             fstp: false,
+            rstp: false,
         }
     }
 }
@@ -260,6 +263,8 @@ pub struct Switch {
     /// Ports where a standard (802.1D) bridge was heard: BPDUs go out there
     /// as 802.1D configuration BPDUs.
     std_bpdu: PortSet,
+    /// Ports set to the standard 802.1w encoding (`--rstp`, `fstp/setrstp`).
+    rstp_ports: PortSet,
     /// The latest time the shell told us (for changes made by commands).
     now: Instant,
 }
@@ -284,6 +289,7 @@ impl Switch {
             instances: (0..4096).map(|_| None).collect(),
             fstp_timers: fstp::Timers::default(),
             std_bpdu: PortSet::with_ports(nslots),
+            rstp_ports: PortSet::with_ports(nslots),
             now,
             start: now,
             cfg: Config { hashsize, ..cfg },
@@ -488,7 +494,11 @@ impl Switch {
             return &self.out;
         }
         if self.fstp_on() && frame.dst() == BPDU_DST {
-            let parsed = match Bpdu::parse(buf) {
+            let parsed = match if self.rstp_ports.contains(port) {
+                bpdu::rstp::parse(buf)
+            } else {
+                Bpdu::parse(buf)
+            } {
                 Err(bpdu::BpduError::Unsupported {
                     version: 0,
                     kind: 0,
@@ -665,6 +675,11 @@ impl Switch {
 
     fn alloc_port(&mut self, port: PortId, allocatable: bool) {
         self.ports[port as usize] = Some(Port::new(allocatable));
+        if self.cfg.rstp {
+            self.rstp_ports.insert(port);
+        } else {
+            self.rstp_ports.remove(port);
+        }
         if let Some(v) = self.vlans[0].as_mut() {
             v.untagged.insert(port);
         }
@@ -856,6 +871,8 @@ impl Switch {
         let mut buf = [0u8; 64];
         let n = if self.std_bpdu.contains(port) {
             bpdu::config::emit(b, self.cfg.mac, tagged.then_some(vid), &mut buf)
+        } else if self.rstp_ports.contains(port) {
+            bpdu::rstp::emit(b, self.cfg.mac, tagged.then_some(vid), &mut buf)
         } else {
             b.emit(self.cfg.mac, tagged.then_some(vid), &mut buf)
         };
@@ -890,6 +907,23 @@ impl Switch {
     }
 
     /// `fstp/bonus VLAN PORT COST`
+    /// `fstp/setrstp PORT 0|1`: the port speaks standard 802.1w (1) or
+    /// vde's FSTP encoding (0). Hidden from `help` (not a C command).
+    pub fn fstp_setrstp(&mut self, port: i64, on: bool) -> Result<(), Errno> {
+        let p = self.check_port(port)?;
+        if on {
+            self.rstp_ports.insert(p);
+        } else {
+            self.rstp_ports.remove(p);
+        }
+        Ok(())
+    }
+
+    /// Whether a port speaks standard 802.1w BPDUs.
+    pub fn is_rstp(&self, port: PortId) -> bool {
+        self.rstp_ports.contains(port)
+    }
+
     pub fn fstp_bonus(&mut self, vlan: i64, port: i64, cost: i64) -> Result<(), Errno> {
         if !(0..=i64::from(MAX_VLAN)).contains(&vlan) {
             return Err(EINVAL);

@@ -149,6 +149,12 @@ pub static TABLE: &[Command] = &[
         "Define an edge port for a vlan 1=Y 0=N",
         fstp_setedge,
     ),
+    hidden(cmd(
+        "fstp/setrstp",
+        "PORT 1/0",
+        "speak standard 802.1w RSTP BPDUs on a port 1=Y 0=N",
+        fstp_setrstp,
+    )),
     cmd(
         "fstp/bonus",
         "VLAN PORT COST",
@@ -580,6 +586,12 @@ fn fstp_setedge(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Err
     let [v, p, e] = scan_ints::<3>(args).ok_or(EINVAL)?;
     ctx.sw.set_now(ctx.now);
     ctx.sw.fstp_setedge(v, p, e != 0)
+}
+
+fn fstp_setrstp(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let [p, on] = scan_ints::<2>(args).ok_or(EINVAL)?;
+    ctx.sw.set_now(ctx.now);
+    ctx.sw.fstp_setrstp(p, on != 0)
 }
 
 fn fstp_bonus(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {

@@ -116,6 +116,7 @@ pub fn open(loc: &Locator, args: &OpenArgs, hub: bool) -> Result<Box<dyn Plug>, 
         mac: Config::default().mac,
         priority: 0x8000,
         fstp: false,
+        rstp: false,
     };
     let options = Options {
         ctl_dir: dir.clone(),
