@@ -438,6 +438,7 @@ def run_blast(topo, vdeperf, size, args):
             "net_cpu_ns_per_frame": ticks * 1e9 / CLK_TCK / recv if recv else float("nan"),
             "sink_stop": sk.get("stop"), "source_stop": so.get("stop"),
             "ooo": int(sk.get("ooo", 0)),
+            "sink_bytes": int(sk.get("bytes", 0)),
             "udp_rcvbuf_errors": u1 - u0 if u0 is not None and u1 is not None else None,
             "switch_drops": drops,
             "source_stderr": s_err.strip(), "sink_stderr": k_err.strip(),

@@ -5,8 +5,9 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vde_overlay::cryptcab::{Link, LocalSide};
+use vde_overlay::cryptcab::{Link, LocalSide, Slot};
 
+use crate::sys;
 use crate::vnl::{self, OpenArgs, Plug};
 
 /// The switch (or any VNL) cables are plugged into.
@@ -58,5 +59,41 @@ impl Link for PlugLink {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.plug.close();
         }
+    }
+
+    fn send_batch(&self, frames: &[&[u8]]) {
+        let Some(fd) = self.plug.datagram_fd() else {
+            for f in frames {
+                let _ = self.plug.send(f);
+            }
+            return;
+        };
+        let mut rest = frames;
+        while !rest.is_empty() {
+            match sys::send_batch(fd, rest) {
+                Ok(0) | Err(_) => {
+                    // full (or gone): the rest one by one, blocking
+                    for f in rest {
+                        let _ = self.plug.send(f);
+                    }
+                    return;
+                }
+                Ok(n) => rest = &rest[n..],
+            }
+        }
+    }
+
+    fn recv_batch(&self, bufs: &mut [Slot], lens: &mut [usize]) -> io::Result<usize> {
+        let (Some(first), Some(l0)) = (bufs.first_mut(), lens.first_mut()) else {
+            return Ok(0);
+        };
+        *l0 = self.recv(first)?;
+        let more = match self.plug.datagram_fd() {
+            Some(fd) if bufs.len() > 1 => {
+                sys::recv_batch(fd, &mut bufs[1..], &mut lens[1..]).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        Ok(1 + more)
     }
 }

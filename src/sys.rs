@@ -5,75 +5,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Receives up to `bufs.len()` datagrams in one call. Each buffer gets one
-/// datagram; `lens[i]` is its length (capped at the buffer size: a larger
-/// datagram is truncated, so callers size buffers one past the largest
-/// frame they accept). Returns how many were received.
-pub fn recv_batch<const N: usize>(
-    fd: RawFd,
-    bufs: &mut [[u8; N]],
-    lens: &mut [usize],
-) -> io::Result<usize> {
-    const MAX: usize = 64;
-    let n = bufs.len().min(lens.len()).min(MAX);
-    // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
-    // bytes are a valid value.
-    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut hdr: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
-    for i in 0..n {
-        iov[i].iov_base = bufs[i].as_mut_ptr().cast();
-        iov[i].iov_len = N;
-        hdr[i].msg_hdr.msg_iov = &mut iov[i];
-        hdr[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: `hdr[..n]` point at `iov[..n]`, which point at `bufs[..n]`,
-    // each valid for writes of N bytes; all live until the call returns.
-    let r = unsafe {
-        libc::recvmmsg(
-            fd,
-            hdr.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let r = r as usize;
-    for i in 0..r {
-        lens[i] = hdr[i].msg_len as usize;
-    }
-    Ok(r)
-}
-
-/// Sends each slice as one datagram on a connected socket, in one call.
-/// Returns how many were sent (an error only if the first one failed).
-pub fn send_batch(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
-    const MAX: usize = 64;
-    let n = frames.len().min(MAX);
-    if n == 0 {
-        return Ok(0);
-    }
-    // SAFETY: all-zero iovec/mmsghdr are valid values.
-    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut hdr: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
-    for i in 0..n {
-        iov[i].iov_base = frames[i].as_ptr() as *mut libc::c_void;
-        iov[i].iov_len = frames[i].len();
-        hdr[i].msg_hdr.msg_iov = &mut iov[i];
-        hdr[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: the headers point at iovecs describing live, readable slices;
-    // sendmmsg only reads them (and writes msg_len into `hdr`).
-    let r = unsafe { libc::sendmmsg(fd, hdr.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as usize)
-}
+pub use vde_overlay::sys::{recv_batch, send_batch};
 
 /// The uid of the process at the other end of a unix stream socket.
 pub fn peer_uid(fd: &impl AsRawFd) -> io::Result<u32> {

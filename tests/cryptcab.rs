@@ -64,6 +64,11 @@ impl Cab {
 
     /// Asks for the counters (SIGUSR1) and returns the newest stats line.
     fn stats(&self) -> String {
+        // its first log line comes after it blocked the signals
+        assert!(
+            wait_for(5, || self.log().contains("vde_cryptcab ")),
+            "not started"
+        );
         let before = self.log().matches("stats:").count();
         self.signal("USR1");
         assert!(
@@ -841,4 +846,92 @@ fn the_spanning_tree_reroutes_when_a_cryptcab_goes_silent() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+#[test]
+fn the_cipher_is_negotiated_and_a_refused_one_gets_no_cable() {
+    let dir = TempDir::new("cc-suite");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
+    // a client asking for ChaCha20-Poly1305 from an "auto" server gets it
+    let sport = free_udp_port().to_string();
+    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport, "-P", &key]);
+    let conn = format!("127.0.0.1:{sport}");
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        &dir,
+        "cli",
+        &[
+            "-s",
+            &as_,
+            "-p",
+            &lport,
+            "-c",
+            &conn,
+            "-P",
+            &key,
+            "--cipher",
+            "chacha20-poly1305",
+        ],
+    );
+    assert!(wait_for(10, || cryptcab_ports(&b) == 1), "{}", cli.log());
+    assert!(
+        wait_for(5, || srv.log().contains("(chacha20-poly1305)")),
+        "{}",
+        srv.log()
+    );
+    assert!(cli.log().contains("(chacha20-poly1305)"), "{}", cli.log());
+    drop(cli);
+    drop(srv);
+    // a server that takes only AES-256-GCM refuses it: no answer, counted
+    let sport = free_udp_port().to_string();
+    let srv = Cab::start(
+        &dir,
+        "srv2",
+        &[
+            "-s",
+            &bs,
+            "-p",
+            &sport,
+            "-P",
+            &key,
+            "--cipher",
+            "aes-256-gcm",
+        ],
+    );
+    let conn = format!("127.0.0.1:{sport}");
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        &dir,
+        "cli2",
+        &[
+            "-s", &as_, "-p", &lport, "-c", &conn, "-P", &key, "--cipher", "chacha",
+        ],
+    );
+    assert!(wait_for(5, || stat(
+        &srv.stats(),
+        "suite not offered/accepted"
+    ) >= 2));
+    assert_eq!(cryptcab_ports(&a), 0, "{}", cli.log());
+    assert!(
+        wait_for(10, || cryptcab_ports(&b) == 0),
+        "the first cable left"
+    );
+    // and an AES client is welcome there
+    let lport = free_udp_port().to_string();
+    let cli3 = Cab::start(
+        &dir,
+        "cli3",
+        &[
+            "-s", &as_, "-p", &lport, "-c", &conn, "-P", &key, "--cipher", "aes",
+        ],
+    );
+    assert!(wait_for(10, || cryptcab_ports(&b) == 1), "{}", cli3.log());
+    assert!(
+        wait_for(5, || cli3.log().contains("(aes-256-gcm)")),
+        "{}",
+        cli3.log()
+    );
 }

@@ -8,9 +8,9 @@ use ring::rand::SystemRandom;
 use crate::keys::{self, Keypair, PskKeys};
 use crate::wire::{
     self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, REJECT_AFTER_MESSAGES, RESP_LEN, RESP_MAC_OFFSET,
-    TYPE_CLOSE, TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+    SUITE_OFFSET, TYPE_CLOSE, TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
 };
-use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite};
 
 /// Start a rekey when the send counter reaches this, well before
 /// [`REJECT_AFTER_MESSAGES`].
@@ -50,6 +50,8 @@ pub enum ClientEvent {
 /// A handshake attempt in flight.
 struct Handshake {
     sender_index: u32,
+    /// The suite proposed in `init`.
+    suite: Suite,
     /// Taken (consumed) by the first RESP that names our sender index.
     ephemeral: Option<EphemeralPrivateKey>,
     init: [u8; INIT_LEN],
@@ -192,14 +194,19 @@ impl Client {
         let hs = self
             .handshake
             .as_mut()
-            .filter(|hs| hs.sender_index == receiver)
+            .filter(|hs| hs.sender_index == receiver && hs.ephemeral.is_some())
             .ok_or(Drop::UnknownIndex)?;
+        // Checked before the ephemeral key is spent: the server must echo
+        // the proposal (th binds it too).
+        let suite = hs.suite;
+        if p[SUITE_OFFSET] != suite.id() {
+            return Err(Drop::BadSuite);
+        }
         let ephemeral = hs.ephemeral.take().ok_or(Drop::UnknownIndex)?;
         let (head, rest) = p.split_at(RESP_MAC_OFFSET);
         let confirm: &[u8; MAC_LEN] = rest.try_into().map_err(|_| Drop::BadLength)?;
         let server_public = head.get(12..44).ok_or(Drop::BadLength)?;
         let th = keys::transcript(&hs.init, head);
-        let suite = self.config.suite;
         let session = keys::x25519_agree(ephemeral, server_public, |dh| {
             self.keys.session(suite, dh, &th)
         })
@@ -208,7 +215,7 @@ impl Client {
         if !keys::verify_mac16(&session.confirm, &[&th, head], confirm) {
             return Err(Drop::BadMac);
         }
-        let keypair = Keypair::new(session.c2s, session.s2c, receiver, server_index, now);
+        let keypair = Keypair::new(suite, session.c2s, session.s2c, receiver, server_index, now);
         self.handshake = None;
         self.failed = 0;
         self.stats.handshakes_completed += 1;
@@ -394,8 +401,10 @@ impl Client {
             return false;
         };
         let ts = self.timestamp(now);
+        let suite = self.config.suite;
         let mut init = [0u8; INIT_LEN];
         init[0] = TYPE_INIT;
+        init[SUITE_OFFSET] = suite.id();
         init[4..8].copy_from_slice(&sender_index.to_le_bytes());
         init[8..16].copy_from_slice(&self.key_id);
         init[16..48].copy_from_slice(&public);
@@ -407,6 +416,7 @@ impl Client {
         self.stats.sent(out.len());
         self.handshake = Some(Handshake {
             sender_index,
+            suite,
             ephemeral: Some(ephemeral),
             init,
             sent_at: now,
@@ -471,6 +481,12 @@ impl Client {
         self.up
     }
 
+    /// The suite negotiated for the current keypair (the one frames are
+    /// sealed with), `None` while the cable is not up.
+    pub fn suite(&self) -> Option<Suite> {
+        self.current.as_ref().map(|kp| kp.suite)
+    }
+
     /// Whether [`close`](Client::close) was called.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -503,6 +519,7 @@ impl core::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("key_id", &self.key_id)
             .field("up", &self.up)
+            .field("suite", &self.suite())
             .field("closed", &self.closed)
             .field("handshaking", &self.handshake.is_some())
             .field("failed_attempts", &self.failed)

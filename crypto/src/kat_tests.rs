@@ -218,3 +218,68 @@ fn counter_at_reject_limit_is_dropped_on_receive() {
         Err(Drop::KeyExhausted)
     );
 }
+
+#[test]
+fn suite_ids_names_and_sets() {
+    use crate::Suites;
+    assert_eq!(Suite::ChaCha20Poly1305.id(), 0x00);
+    assert_eq!(Suite::Aes256Gcm.id(), 0x01);
+    for s in Suite::ALL {
+        assert_eq!(Suite::from_id(s.id()), Some(s));
+        assert_eq!(s.to_string(), s.name());
+        assert_eq!(s.algorithm().key_len(), 32);
+    }
+    for id in 2..=u8::MAX {
+        assert_eq!(Suite::from_id(id), None);
+    }
+    assert_eq!(Suite::ChaCha20Poly1305.name(), "chacha20-poly1305");
+    assert_eq!(Suite::Aes256Gcm.name(), "aes-256-gcm");
+
+    assert_eq!(Suites::default(), Suites::ALL);
+    for s in Suite::ALL {
+        assert!(Suites::ALL.contains(s));
+        assert!(!Suites::NONE.contains(s));
+        assert!(Suites::only(s).contains(s));
+        assert_eq!(Suites::from(s), Suites::only(s));
+        assert_eq!(Suites::only(s).iter().collect::<Vec<_>>(), [s]);
+    }
+    assert!(!Suites::only(Suite::Aes256Gcm).contains(Suite::ChaCha20Poly1305));
+    assert!(!Suites::only(Suite::ChaCha20Poly1305).contains(Suite::Aes256Gcm));
+    assert!(Suites::NONE.is_empty() && !Suites::ALL.is_empty());
+    assert_eq!(
+        Suites::NONE
+            .with(Suite::Aes256Gcm)
+            .with(Suite::ChaCha20Poly1305),
+        Suites::ALL
+    );
+    assert_eq!(Suite::ALL.into_iter().collect::<Suites>(), Suites::ALL);
+    assert_eq!(Suites::ALL.to_string(), "chacha20-poly1305,aes-256-gcm");
+    assert_eq!(
+        format!("{:?}", Suites::only(Suite::Aes256Gcm)),
+        "{Aes256Gcm}"
+    );
+    assert_eq!(Suites::NONE.to_string(), "");
+
+    assert_eq!(Config::default().suite, Suite::preferred());
+    assert_eq!(Config::default().accept, Suites::ALL);
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    assert_eq!(
+        Suite::preferred() == Suite::Aes256Gcm,
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    );
+}
+
+#[test]
+fn drop_reasons_are_indexed_by_declaration_order() {
+    for (i, d) in Drop::ALL.iter().enumerate() {
+        assert_eq!(*d as usize, i);
+        assert!(!d.as_str().is_empty());
+    }
+    assert!(Drop::ALL.contains(&Drop::BadSuite));
+    assert_eq!(Drop::BadSuite.to_string(), "suite not offered/accepted");
+    let mut stats = crate::Stats::default();
+    stats.dropped(Drop::BadSuite);
+    assert_eq!(stats.count(Drop::BadSuite), 1);
+    assert_eq!(stats.dropped_total(), 1);
+}

@@ -168,8 +168,8 @@ impl PskKeys {
         verify_mac16(&self.mac1, &[init_head], mac)
     }
 
-    /// The session keys from the shared secret and the transcript hash.
-    /// `None` when `dh` is not 32 bytes.
+    /// The session keys of `suite` from the shared secret and the transcript
+    /// hash. `None` when `dh` is not 32 bytes.
     pub(crate) fn session(&self, suite: Suite, dh: &[u8], th: &[u8; 32]) -> Option<SessionKeys> {
         let mut ikm = Zeroizing::new([0u8; 64]);
         let (d, t) = ikm.split_at_mut(32);
@@ -213,6 +213,8 @@ pub(crate) fn transcript(init: &[u8], resp_head: &[u8]) -> [u8; 32] {
 
 /// One direction pair of transport keys with its counters.
 pub(crate) struct Keypair {
+    /// The negotiated AEAD of `send` and `recv`.
+    pub suite: Suite,
     send: LessSafeKey,
     recv: LessSafeKey,
     /// Our sender index: the receiver index of packets sent to us.
@@ -227,6 +229,7 @@ pub(crate) struct Keypair {
 
 impl Keypair {
     pub(crate) fn new(
+        suite: Suite,
         send: LessSafeKey,
         recv: LessSafeKey,
         local_index: u32,
@@ -234,6 +237,7 @@ impl Keypair {
         created: Duration,
     ) -> Keypair {
         Keypair {
+            suite,
             send,
             recv,
             local_index,

@@ -15,8 +15,10 @@
 //! # Wire format of `vde-crypto/1`
 //!
 //! All integers are little-endian unless said otherwise. Every datagram
-//! starts with a type byte and three reserved bytes that are zero on send;
-//! a datagram with a nonzero reserved byte is dropped.
+//! starts with a type byte and three more header bytes. In INIT and RESP
+//! byte 1 is the AEAD suite id (see [`Suite::id`]) and bytes 2..4 are
+//! reserved; in transport packets bytes 1..4 are reserved. Reserved bytes
+//! are zero on send, and a datagram with a nonzero reserved byte is dropped.
 //!
 //! | type | name      | direction        | length      |
 //! |------|-----------|------------------|-------------|
@@ -48,7 +50,8 @@
 //!
 //! ```text
 //! [0]      0x01
-//! [1..4]   0
+//! [1]      suite proposed (0x00 ChaCha20-Poly1305, 0x01 AES-256-GCM)
+//! [2..4]   0
 //! [4..8]   client sender index (u32, random)
 //! [8..16]  key id
 //! [16..48] client ephemeral X25519 public key
@@ -58,17 +61,22 @@
 //!
 //! The server checks, in this order and before any X25519 or allocation:
 //! exact length, key id known (ticket mode; else dropped without answer),
-//! mac1 (constant time), timestamp strictly greater than the greatest one
-//! already accepted for that key id (else it is a replay), room for one more
-//! pending handshake (a new INIT for a key id replaces that key id's older
-//! pending handshake). The client's timestamp is
-//! `max(wall_clock_at_start + (now - start), previous + 1)` in nanoseconds.
+//! mac1 (constant time), suite (a known id that the server's
+//! [`Config::accept`] contains; else dropped without answer as
+//! [`Drop::BadSuite`], after mac1 so that an unauthenticated sender learns
+//! nothing), timestamp strictly greater than the greatest one already
+//! accepted for that key id (else it is a replay), room for one more pending
+//! handshake (a new INIT for a key id replaces that key id's older pending
+//! handshake). Every INIT dropped is dropped without an answer. The client's
+//! timestamp is `max(wall_clock_at_start + (now - start), previous + 1)` in
+//! nanoseconds.
 //!
 //! ## RESP (60 bytes, server -> client)
 //!
 //! ```text
 //! [0]      0x02
-//! [1..4]   0
+//! [1]      suite chosen (= the one the INIT proposed)
+//! [2..4]   0
 //! [4..8]   server sender index (random u32, unique among the server's sessions)
 //! [8..12]  receiver index (the client's sender index)
 //! [12..44] server ephemeral X25519 public key
@@ -85,17 +93,22 @@
 //! k_s2c       = HKDF-Expand(prk, "s2c", key length)    (server -> client)
 //! ```
 //!
+//! `k_c2s` and `k_s2c` are keys of the negotiated suite; the key length is
+//! 32 bytes for both suites. The suite is bound into every derived key
+//! through `th`, which covers byte 1 of INIT and RESP.
+//!
 //! Ephemeral private keys are used once and consumed by the agreement
 //! (forward secrecy). RESP is smaller than INIT, so the server never
 //! amplifies. The client accepts a RESP of exactly 60 bytes whose receiver
-//! index is its pending handshake's and whose confirm verifies; the new
-//! keypair then becomes current for sending and the client sends a
+//! index is its pending handshake's, whose suite byte is the one it proposed
+//! (else [`Drop::BadSuite`], before any X25519) and whose confirm verifies;
+//! the new keypair then becomes current for sending and the client sends a
 //! KEEPALIVE at once. The server holds the new keypair as pending until the
 //! first authenticated transport packet under it arrives: that packet
 //! confirms the handshake, creating the peer (new key id) or rotating the
-//! peer's keys (rekey). A forged RESP carrying the right receiver index
-//! spends the client's ephemeral key (ring consumes it), so that attempt is
-//! lost and retried after `handshake_retry`.
+//! peer's keys (rekey). A forged RESP carrying the right receiver index and
+//! suite spends the client's ephemeral key (ring consumes it), so that
+//! attempt is lost and retried after `handshake_retry`.
 //!
 //! ## DATA, KEEPALIVE, CLOSE (transport, 32 bytes of overhead)
 //!
@@ -118,9 +131,17 @@
 //! (at least 2048) of the highest seen. Every authenticated packet updates
 //! the peer's address (roaming).
 //!
-//! The AEAD is [`Suite::ChaCha20Poly1305`] (default) or [`Suite::Aes256Gcm`];
-//! it is not negotiated: both ends must be configured alike, a mismatch
-//! simply fails authentication of the first transport packet.
+//! ## Suite negotiation
+//!
+//! The AEAD is [`Suite::ChaCha20Poly1305`] or [`Suite::Aes256Gcm`],
+//! negotiated by every handshake (rekeys included): the client proposes
+//! [`Config::suite`] (by default [`Suite::preferred`], AES-256-GCM on CPUs
+//! with AES and carry-less multiply instructions, else ChaCha20-Poly1305),
+//! and the server accepts it if its [`Config::accept`] set contains it
+//! (default: both), echoing it in RESP; otherwise it drops the INIT
+//! unanswered and the client's attempts time out. There is no fallback to
+//! another suite. Transport packets do not name their suite: each keypair
+//! knows its own ([`Client::suite`], [`Server::peer_suite`]).
 //!
 //! ## Timers (see [`Config`])
 //!
@@ -247,30 +268,171 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The AEAD of the transport packets. Not negotiated: both ends must agree.
+/// The AEAD of the transport packets, negotiated by each handshake: the
+/// client proposes one, the server accepts it or drops the INIT.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Suite {
-    /// ChaCha20-Poly1305 (RFC 8439), the default.
+    /// ChaCha20-Poly1305 (RFC 8439), wire id 0x00. `Suite::default()`; note
+    /// that [`Config::default`] uses [`Suite::preferred`] instead.
     #[default]
     ChaCha20Poly1305,
-    /// AES-256-GCM.
+    /// AES-256-GCM, wire id 0x01.
     Aes256Gcm,
 }
 
 impl Suite {
+    /// Every suite, by wire id.
+    pub const ALL: [Suite; 2] = [Suite::ChaCha20Poly1305, Suite::Aes256Gcm];
+
+    /// The wire id (byte 1 of INIT and RESP).
+    pub const fn id(self) -> u8 {
+        match self {
+            Suite::ChaCha20Poly1305 => 0x00,
+            Suite::Aes256Gcm => 0x01,
+        }
+    }
+
+    /// The suite of a wire id, `None` for an unknown id.
+    pub const fn from_id(id: u8) -> Option<Suite> {
+        match id {
+            0x00 => Some(Suite::ChaCha20Poly1305),
+            0x01 => Some(Suite::Aes256Gcm),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name: `"chacha20-poly1305"` or `"aes-256-gcm"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Suite::ChaCha20Poly1305 => "chacha20-poly1305",
+            Suite::Aes256Gcm => "aes-256-gcm",
+        }
+    }
+
+    /// The faster suite on this CPU: AES-256-GCM when it has hardware AES
+    /// and carry-less multiplication (x86/x86_64: AES-NI and PCLMULQDQ;
+    /// aarch64: the AES extension, which includes PMULL), else
+    /// ChaCha20-Poly1305. Detected at run time.
+    pub fn preferred() -> Suite {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        {
+            if std::arch::is_x86_feature_detected!("aes")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
+            {
+                return Suite::Aes256Gcm;
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("aes") {
+                return Suite::Aes256Gcm;
+            }
+        }
+        Suite::ChaCha20Poly1305
+    }
+
     pub(crate) fn algorithm(self) -> &'static ring::aead::Algorithm {
         match self {
             Suite::ChaCha20Poly1305 => &ring::aead::CHACHA20_POLY1305,
             Suite::Aes256Gcm => &ring::aead::AES_256_GCM,
         }
     }
+
+    const fn bit(self) -> u8 {
+        1 << self.id()
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of [`Suite`]s: the suites a server accepts ([`Config::accept`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Suites(u8);
+
+impl Suites {
+    /// Every suite.
+    pub const ALL: Suites = Suites(Suite::ChaCha20Poly1305.bit() | Suite::Aes256Gcm.bit());
+    /// No suite (a server with this set answers no INIT).
+    pub const NONE: Suites = Suites(0);
+
+    /// The set of `suite` alone.
+    pub const fn only(suite: Suite) -> Suites {
+        Suites(suite.bit())
+    }
+
+    /// This set with `suite` added.
+    pub const fn with(self, suite: Suite) -> Suites {
+        Suites(self.0 | suite.bit())
+    }
+
+    /// Whether `suite` is in the set.
+    pub const fn contains(self, suite: Suite) -> bool {
+        self.0 & suite.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The suites of the set, by wire id.
+    pub fn iter(self) -> impl Iterator<Item = Suite> {
+        Suite::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+impl Default for Suites {
+    /// [`Suites::ALL`].
+    fn default() -> Suites {
+        Suites::ALL
+    }
+}
+
+impl From<Suite> for Suites {
+    fn from(suite: Suite) -> Suites {
+        Suites::only(suite)
+    }
+}
+
+impl FromIterator<Suite> for Suites {
+    fn from_iter<I: IntoIterator<Item = Suite>>(iter: I) -> Suites {
+        iter.into_iter().fold(Suites::NONE, Suites::with)
+    }
+}
+
+impl fmt::Debug for Suites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for Suites {
+    /// The names, comma-separated (empty for [`Suites::NONE`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(s.name())?;
+        }
+        Ok(())
+    }
 }
 
 /// Timers and limits of both ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The transport AEAD.
+    /// Client: the transport AEAD it proposes in every handshake (default
+    /// [`Suite::preferred`]). Not used by the server.
     pub suite: Suite,
+    /// Server: the suites it accepts from clients (default
+    /// [`Suites::ALL`]). An INIT proposing another suite is dropped as
+    /// [`Drop::BadSuite`]. Not used by the client.
+    pub accept: Suites,
     /// Send a KEEPALIVE when nothing was sent for this long while up.
     pub keepalive_interval: Duration,
     /// Declare the other end down when nothing authenticated arrived for
@@ -297,7 +459,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            suite: Suite::ChaCha20Poly1305,
+            suite: Suite::preferred(),
+            accept: Suites::ALL,
             keepalive_interval: Duration::from_millis(250),
             dead_after: Duration::from_secs(1),
             handshake_retry: Duration::from_millis(500),
@@ -327,6 +490,9 @@ pub enum Drop {
     UnknownKey,
     /// INIT mac1 or RESP confirm did not verify.
     BadMac,
+    /// INIT proposing a suite that is unknown or not in the server's
+    /// [`Config::accept`], or RESP whose suite is not the one proposed.
+    BadSuite,
     /// INIT timestamp not newer than one already accepted (replay).
     StaleTimestamp,
     /// Too many unconfirmed handshakes.
@@ -351,13 +517,14 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 16] = [
+    pub const ALL: [Drop; 17] = [
         Drop::TooShort,
         Drop::BadType,
         Drop::BadReserved,
         Drop::BadLength,
         Drop::UnknownKey,
         Drop::BadMac,
+        Drop::BadSuite,
         Drop::StaleTimestamp,
         Drop::TooManyPending,
         Drop::TooManyPeers,
@@ -379,6 +546,7 @@ impl Drop {
             Drop::BadLength => "bad length",
             Drop::UnknownKey => "unknown key id",
             Drop::BadMac => "bad mac",
+            Drop::BadSuite => "suite not offered/accepted",
             Drop::StaleTimestamp => "stale timestamp",
             Drop::TooManyPending => "too many pending handshakes",
             Drop::TooManyPeers => "too many peers",

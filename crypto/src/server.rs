@@ -9,10 +9,10 @@ use ring::rand::SystemRandom;
 
 use crate::keys::{self, Keypair, PskKeys};
 use crate::wire::{
-    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, RESP_LEN, RESP_MAC_OFFSET, TYPE_CLOSE, TYPE_DATA,
-    TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, RESP_LEN, RESP_MAC_OFFSET, SUITE_OFFSET, TYPE_CLOSE,
+    TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
 };
-use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite};
 
 /// A peer of the server, stable per key id while the peer exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -249,6 +249,11 @@ impl Server {
         if !psk_keys.verify_mac1(head, mac) {
             return Err(Drop::BadMac);
         }
+        // After mac1: an unauthenticated sender learns nothing of `accept`
+        // (and no INIT that fails is ever answered).
+        let suite = Suite::from_id(p[SUITE_OFFSET])
+            .filter(|s| self.config.accept.contains(*s))
+            .ok_or(Drop::BadSuite)?;
         let timestamp =
             u64::from_be_bytes([p[48], p[49], p[50], p[51], p[52], p[53], p[54], p[55]]);
         if let Some(&last) = self.timestamps.get(&key_id) {
@@ -267,12 +272,12 @@ impl Server {
         let (ephemeral, public) = keys::x25519_ephemeral(&*self.rng).ok_or(Drop::Internal)?;
         let mut resp = [0u8; RESP_LEN];
         resp[0] = TYPE_RESP;
+        resp[SUITE_OFFSET] = suite.id();
         resp[4..8].copy_from_slice(&server_index.to_le_bytes());
         resp[8..12].copy_from_slice(&p[4..8]);
         resp[12..44].copy_from_slice(&public);
         let (resp_head, confirm) = resp.split_at_mut(RESP_MAC_OFFSET);
         let th = keys::transcript(p, resp_head);
-        let suite = self.config.suite;
         let client_public = p.get(16..48).ok_or(Drop::BadLength)?;
         let session = keys::x25519_agree(ephemeral, client_public, |dh| {
             psk_keys.session(suite, dh, &th)
@@ -281,7 +286,14 @@ impl Server {
         .ok_or(Drop::BadKey)?;
         confirm.copy_from_slice(&session.confirm(&th, resp_head));
         let client_index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-        let keypair = Keypair::new(session.s2c, session.c2s, server_index, client_index, now);
+        let keypair = Keypair::new(
+            suite,
+            session.s2c,
+            session.c2s,
+            server_index,
+            client_index,
+            now,
+        );
 
         // Commit.
         self.record_timestamp(key_id, timestamp);
@@ -591,6 +603,12 @@ impl Server {
     /// The peers: id, key id, current address.
     pub fn peers(&self) -> impl Iterator<Item = (PeerId, KeyId, SocketAddr)> + '_ {
         self.peers.iter().map(|(&id, p)| (id, p.key_id, p.addr))
+    }
+
+    /// The suite negotiated for `peer`'s current keypair (the one frames to
+    /// it are sealed with), `None` for an unknown peer.
+    pub fn peer_suite(&self, peer: PeerId) -> Option<Suite> {
+        self.peers.get(&peer).map(|p| p.current.suite)
     }
 
     /// The peer of `key_id`, if up.

@@ -32,17 +32,21 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// A keypair never seals a message with a counter at or above this.
 pub const REJECT_AFTER_MESSAGES: u64 = 1 << 60;
 
-/// Checks the type byte and the reserved bytes; returns the type.
+/// Offset of the suite id in INIT and RESP.
+pub const SUITE_OFFSET: usize = 1;
+
+/// Checks the type byte and the reserved bytes (bytes 2..4 of INIT and
+/// RESP, whose byte 1 is the suite id checked later; bytes 1..4 of transport
+/// packets); returns the type.
 pub(crate) fn check_header(datagram: &[u8]) -> Result<u8, Drop> {
     match datagram {
         [ty, r1, r2, r3, ..] => {
-            if !matches!(
-                *ty,
-                TYPE_INIT | TYPE_RESP | TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE
-            ) {
-                return Err(Drop::BadType);
-            }
-            if (*r1 | *r2 | *r3) != 0 {
+            let r1 = match *ty {
+                TYPE_INIT | TYPE_RESP => 0,
+                TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => *r1,
+                _ => return Err(Drop::BadType),
+            };
+            if (r1 | *r2 | *r3) != 0 {
                 return Err(Drop::BadReserved);
             }
             Ok(*ty)

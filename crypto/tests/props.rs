@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{client_addr, psk, TestRng, KEY_ID, WALL};
 use vde_crypto::{
     Client, ClientEvent, ClientRecv, Config, Drop, KeyId, KeySource, PeerId, Psk, Server,
-    ServerRecv, Suite,
+    ServerRecv, Suite, Suites,
 };
 
 const T0: Duration = Duration::from_secs(50);
@@ -59,6 +59,22 @@ fn connected(config: &Config) -> (Client, Server, PeerId) {
     (c, s, id)
 }
 
+/// The default config, proposing `suite`.
+fn proposing(suite: Suite) -> Config {
+    Config {
+        suite,
+        ..Config::default()
+    }
+}
+
+/// The default config, accepting `accept`.
+fn accepting(accept: Suites) -> Config {
+    Config {
+        accept,
+        ..Config::default()
+    }
+}
+
 fn flips(len: usize) -> impl Iterator<Item = (usize, u8)> {
     (0..len).flat_map(|i| (0..8).map(move |b| (i, 1u8 << b)))
 }
@@ -76,6 +92,10 @@ fn every_bit_flip_of_init_is_rejected() {
             let r = server.receive(&bad, from(), T0, &mut out);
             assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
             assert!(out.is_empty());
+            if i == 1 {
+                // mac1 covers the suite byte.
+                assert_eq!(r, Err(Drop::BadMac), "bit {bit:#x}");
+            }
         }
         assert_eq!(server.pending_handshakes(), 0);
         assert_eq!(server.stats().packets_out, 0);
@@ -90,29 +110,33 @@ fn every_bit_flip_of_init_is_rejected() {
 
 #[test]
 fn every_bit_flip_of_resp_is_rejected() {
-    let config = Config::default();
-    let mut c = client(&config);
-    let mut s = psk_server(&config);
-    let init = init_of(&mut c, T0);
-    let mut resp = Vec::new();
-    s.receive(&init, from(), T0, &mut resp).unwrap();
-    for (i, bit) in flips(resp.len()) {
-        // A forged RESP with the right receiver index spends the client's
-        // ephemeral key, so each flip gets a fresh handshake.
-        let mut c = client(&config);
-        let mut s = psk_server(&config);
-        let init = init_of(&mut c, T0);
-        let mut resp = Vec::new();
-        s.receive(&init, from(), T0, &mut resp).unwrap();
-        let mut bad = resp.clone();
-        bad[i] ^= bit;
-        let mut out = Vec::new();
-        let r = c.receive(&bad, T0, &mut out);
-        assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
-        assert!(out.is_empty());
-        assert!(!c.is_up());
-        // It owes nothing to anyone except, later, a retransmitted INIT.
-        assert_eq!(c.poll(T0, &mut out), None);
+    for suite in Suite::ALL {
+        let config = proposing(suite);
+        for (i, bit) in flips(60) {
+            // A forged RESP with the right receiver index spends the client's
+            // ephemeral key, so each flip gets a fresh handshake.
+            let mut c = client(&config);
+            let mut s = psk_server(&config);
+            let init = init_of(&mut c, T0);
+            let mut resp = Vec::new();
+            s.receive(&init, from(), T0, &mut resp).unwrap();
+            assert_eq!(resp.len(), 60);
+            assert_eq!(resp[1], suite.id());
+            let mut bad = resp.clone();
+            bad[i] ^= bit;
+            let mut out = Vec::new();
+            let r = c.receive(&bad, T0, &mut out);
+            assert!(r.is_err(), "{suite} byte {i} bit {bit:#x}: {r:?}");
+            if i == 1 {
+                // Another (or an unknown) suite than the one proposed.
+                assert_eq!(r, Err(Drop::BadSuite), "{suite} bit {bit:#x}");
+            }
+            assert!(out.is_empty());
+            assert!(!c.is_up());
+            assert_eq!(c.suite(), None);
+            // It owes nothing to anyone except, later, a retransmitted INIT.
+            assert_eq!(c.poll(T0, &mut out), None);
+        }
     }
 }
 
@@ -129,6 +153,10 @@ fn every_bit_flip_of_data_is_rejected() {
         let r = s.receive(&bad, from(), T0, &mut out);
         assert!(r.is_err(), "byte {i} bit {bit:#x}: {r:?}");
         assert!(out.is_empty());
+        if i == 1 {
+            // Transport packets carry no suite: byte 1 stays reserved.
+            assert_eq!(r, Err(Drop::BadReserved), "bit {bit:#x}");
+        }
     }
     assert_eq!(
         s.receive(&data, from(), T0, &mut out),
@@ -315,25 +343,150 @@ fn wrong_psk_is_bad_mac() {
 }
 
 #[test]
-fn wrong_suite_is_bad_tag() {
-    let chacha = Config::default();
-    let aes = Config {
-        suite: Suite::Aes256Gcm,
-        ..Config::default()
-    };
-    let mut c = client(&chacha);
-    let mut s = psk_server(&aes);
-    let init = init_of(&mut c, T0);
-    let mut resp = Vec::new();
-    s.receive(&init, from(), T0, &mut resp).unwrap();
+fn suite_outside_the_accept_set_gets_no_resp() {
+    for (proposed, accept) in [
+        (Suite::Aes256Gcm, Suites::only(Suite::ChaCha20Poly1305)),
+        (Suite::ChaCha20Poly1305, Suites::only(Suite::Aes256Gcm)),
+    ] {
+        let server_config = Config {
+            // The server's own `suite` plays no part.
+            suite: proposed,
+            accept,
+            ..Config::default()
+        };
+        for mut s in [psk_server(&server_config), ticket_server(&server_config)] {
+            let mut c = client(&proposing(proposed));
+            let mut out = Vec::new();
+            let mut now = T0;
+            for k in 1..=3 {
+                let init = init_of(&mut c, now);
+                assert_eq!(init[1], proposed.id());
+                assert_eq!(s.receive(&init, from(), now, &mut out), Err(Drop::BadSuite));
+                assert!(out.is_empty());
+                assert_eq!(s.stats().count(Drop::BadSuite), k);
+                assert_eq!(s.stats().dropped_total(), k);
+                assert_eq!(s.stats().packets_out, 0);
+                assert_eq!(s.pending_handshakes(), 0);
+                assert_eq!(s.peers().count(), 0);
+                now += server_config.handshake_retry;
+            }
+            assert!(!c.is_up());
+            assert_eq!(c.suite(), None);
+        }
+    }
+}
+
+#[test]
+fn server_accepting_all_takes_the_proposed_suite() {
+    for suite in Suite::ALL {
+        // Whatever the server's own `suite`: it only proposes as a client.
+        for server_suite in Suite::ALL {
+            let server_config = Config {
+                suite: server_suite,
+                ..accepting(Suites::ALL)
+            };
+            let mut c = client(&proposing(suite));
+            let mut s = psk_server(&server_config);
+            let init = init_of(&mut c, T0);
+            let mut resp = Vec::new();
+            assert_eq!(
+                s.receive(&init, from(), T0, &mut resp),
+                Ok(ServerRecv::Reply(from()))
+            );
+            assert_eq!(resp[1], suite.id());
+            assert_eq!(&resp[2..4], &[0, 0]);
+            let mut out = Vec::new();
+            assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+            assert_eq!(c.suite(), Some(suite));
+            c.seal(b"first", T0, &mut out).unwrap();
+            assert_eq!(&out[1..4], &[0, 0, 0], "transport names no suite");
+            let mut f = Vec::new();
+            let Ok(ServerRecv::PeerUpFrame(id, ..)) = s.receive(&out, from(), T0, &mut f) else {
+                panic!("not confirmed");
+            };
+            assert_eq!(f, b"first");
+            assert_eq!(s.peer_suite(id), Some(suite));
+            assert_eq!(s.peer_suite(PeerId(id.0 + 1)), None);
+            s.seal(id, b"back", T0, &mut out).unwrap();
+            assert_eq!(c.receive(&out, T0, &mut f), Ok(ClientRecv::Frame));
+            assert_eq!(f, b"back");
+            assert_eq!(s.stats().dropped_total(), 0);
+            assert_eq!(c.stats().dropped_total(), 0);
+        }
+    }
+}
+
+#[test]
+fn one_server_serves_both_suites_at_once() {
+    let config = accepting(Suites::ALL);
+    let mut s = psk_server(&config);
+    let suites = [Suite::ChaCha20Poly1305, Suite::Aes256Gcm];
+    let addrs: [SocketAddr; 2] = [
+        "198.51.100.1:1000".parse().unwrap(),
+        "198.51.100.2:2000".parse().unwrap(),
+    ];
+    let mut clients: Vec<Client> = suites
+        .iter()
+        .enumerate()
+        .map(|(i, &suite)| {
+            let kid: KeyId = [b'k', i as u8, 0, 0, 0, 0, 0, 0];
+            Client::new(proposing(suite), kid, psk(), WALL, T0)
+        })
+        .collect();
+    // Both handshakes interleaved: both INITs, then both RESPs.
+    let mut resps = Vec::new();
+    for (c, addr) in clients.iter_mut().zip(addrs) {
+        let init = init_of(c, T0);
+        let mut resp = Vec::new();
+        assert_eq!(
+            s.receive(&init, addr, T0, &mut resp),
+            Ok(ServerRecv::Reply(addr))
+        );
+        resps.push(resp);
+    }
+    assert_eq!(s.pending_handshakes(), 2);
+    let mut ids = Vec::new();
     let mut out = Vec::new();
-    // The handshake itself does not involve the suite.
-    assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
-    c.poll(T0, &mut out).unwrap();
-    let mut f = Vec::new();
-    assert_eq!(s.receive(&out, from(), T0, &mut f), Err(Drop::BadTag));
-    assert_eq!(s.peers().count(), 0);
-    assert_eq!(s.pending_handshakes(), 1);
+    for ((c, addr), resp) in clients.iter_mut().zip(addrs).zip(&resps) {
+        assert_eq!(c.receive(resp, T0, &mut out), Ok(ClientRecv::Up));
+        c.poll(T0, &mut out).unwrap();
+        let mut f = Vec::new();
+        let Ok(ServerRecv::PeerUp(id, _, a)) = s.receive(&out, addr, T0, &mut f) else {
+            panic!("not confirmed");
+        };
+        assert_eq!(a, addr);
+        ids.push(id);
+    }
+    for ((c, id), suite) in clients.iter().zip(&ids).zip(suites) {
+        assert_eq!(c.suite(), Some(suite));
+        assert_eq!(s.peer_suite(*id), Some(suite));
+    }
+    // Frames both ways, interleaved.
+    for round in 0..20u8 {
+        for (i, (c, id)) in clients.iter_mut().zip(&ids).enumerate() {
+            let frame = [round, i as u8, 0xee];
+            let mut d = Vec::new();
+            c.seal(&frame, T0, &mut d).unwrap();
+            let mut f = Vec::new();
+            assert_eq!(
+                s.receive(&d, addrs[i], T0, &mut f),
+                Ok(ServerRecv::Frame(*id))
+            );
+            assert_eq!(f, frame);
+            assert_eq!(s.seal(*id, &frame, T0, &mut d), Ok(addrs[i]));
+            assert_eq!(c.receive(&d, T0, &mut f), Ok(ClientRecv::Frame));
+            assert_eq!(f, frame);
+        }
+    }
+    // A packet of one session replayed at the other session's index (same
+    // header, other keys and suite) fails authentication.
+    let mut d0 = Vec::new();
+    clients[0].seal(b"x", T0, &mut d0).unwrap();
+    let mut d1 = Vec::new();
+    clients[1].seal(b"x", T0, &mut d1).unwrap();
+    d0[4..8].copy_from_slice(&d1[4..8]);
+    assert_eq!(s.receive(&d0, addrs[0], T0, &mut out), Err(Drop::BadTag));
+    assert_eq!(s.stats().dropped_total(), 1);
 }
 
 #[test]

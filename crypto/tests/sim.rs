@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::{psk, Ev, Net, KEY_ID, MS};
 use vde_crypto::{
     ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerEvent, ServerRecv, Suite,
+    Suites,
 };
 
 fn up(net: &Net) -> bool {
@@ -25,6 +26,8 @@ fn handshake_frames_and_keepalives() {
         assert!(took <= 2 * MS, "{took:?}");
         assert_eq!(net.count(&Ev::ClientRecv(ClientRecv::Up)), 1);
         let peer = net.only_peer();
+        assert_eq!(net.client.suite(), Some(suite));
+        assert_eq!(net.server.peer_suite(peer), Some(suite));
         let (_, kid, addr) = net.server.peers().next().unwrap();
         assert_eq!((kid, addr), (KEY_ID, net.addr));
         assert_eq!(net.server.peer_by_key(&KEY_ID), Some(peer));
@@ -198,9 +201,12 @@ fn set_key_after_failures() {
 
 fn rekey_test(config: Config, mut drive: impl FnMut(&mut Net)) {
     let keep = config.old_key_keep;
+    let suite = config.suite;
     let mut net = Net::psk_mode(config);
     net.run_until(Duration::from_millis(10), up);
     let peer = net.only_peer();
+    assert_eq!(net.client.suite(), Some(suite));
+    assert_eq!(net.server.peer_suite(peer), Some(suite));
 
     // Sealed under the first keypair, held back ("in flight").
     let mut old_c = Vec::new();
@@ -220,6 +226,11 @@ fn rekey_test(config: Config, mut drive: impl FnMut(&mut Net)) {
     }
     assert_eq!(net.client.stats().rekeys, 1);
     assert_eq!(net.only_peer(), peer, "same peer across a rekey");
+    // The rekey negotiated again, to the same suite (the config of neither
+    // end can change mid-session).
+    assert_eq!(net.client.suite(), Some(suite));
+    assert_eq!(net.server.peer_suite(peer), Some(suite));
+    assert_eq!(net.server.stats().count(Drop::BadSuite), 0);
     assert_eq!(net.count(&Ev::ClientRecv(ClientRecv::Rekeyed)), 1);
     assert_eq!(net.count(&Ev::ClientRecv(ClientRecv::Up)), 1);
     assert!(net
@@ -280,12 +291,15 @@ fn rekey_test(config: Config, mut drive: impl FnMut(&mut Net)) {
 
 #[test]
 fn rekey_by_time() {
-    let config = Config {
-        rekey_after_time: Duration::from_secs(3),
-        old_key_keep: Duration::from_secs(2),
-        ..Config::default()
-    };
-    rekey_test(config, |net| net.step());
+    for suite in Suite::ALL {
+        let config = Config {
+            suite,
+            rekey_after_time: Duration::from_secs(3),
+            old_key_keep: Duration::from_secs(2),
+            ..Config::default()
+        };
+        rekey_test(config, |net| net.step());
+    }
 }
 
 #[test]
@@ -311,16 +325,89 @@ fn rekey_by_time_happens_on_schedule_and_repeats() {
 
 #[test]
 fn rekey_by_bytes() {
+    for suite in Suite::ALL {
+        let config = Config {
+            suite,
+            rekey_after_bytes: 50_000,
+            old_key_keep: Duration::from_secs(1),
+            ..Config::default()
+        };
+        let frame = vec![0xabu8; 1000];
+        rekey_test(config, |net| {
+            net.client_send(&frame);
+            net.step();
+        });
+    }
+}
+
+#[test]
+fn repeated_rekeys_keep_a_server_pinned_suite() {
+    // A server that accepts only one suite, a client proposing it: every
+    // rekey renegotiates it.
+    for suite in Suite::ALL {
+        let config = Config {
+            suite,
+            accept: Suites::only(suite),
+            rekey_after_time: Duration::from_secs(2),
+            ..Config::default()
+        };
+        let mut net = Net::psk_mode(config);
+        net.run_until(Duration::from_millis(10), up);
+        let peer = net.only_peer();
+        net.run(Duration::from_millis(6_500));
+        assert_eq!(net.server.stats().rekeys, 3);
+        assert_eq!(net.only_peer(), peer);
+        assert_eq!(net.client.suite(), Some(suite));
+        assert_eq!(net.server.peer_suite(peer), Some(suite));
+        assert_eq!(net.server.stats().dropped_total(), 0);
+        net.client_send(b"still");
+        net.step();
+        assert_eq!(net.server_frames.last().unwrap().1, b"still");
+    }
+}
+
+#[test]
+fn suite_mismatch_never_comes_up() {
     let config = Config {
-        rekey_after_bytes: 50_000,
-        old_key_keep: Duration::from_secs(1),
+        suite: Suite::Aes256Gcm,
+        accept: Suites::only(Suite::ChaCha20Poly1305),
         ..Config::default()
     };
-    let frame = vec![0xabu8; 1000];
-    rekey_test(config, |net| {
-        net.client_send(&frame);
-        net.step();
-    });
+    let mut net = Net::psk_mode(config.clone());
+    net.run(Duration::from_millis(2_100));
+    assert!(!net.client.is_up());
+    assert_eq!(net.client.suite(), None);
+    assert_eq!(net.server.peers().count(), 0);
+    // INITs at 0, 500, 1000, 1500 and 2000 ms, all dropped unanswered.
+    assert_eq!(net.server.stats().count(Drop::BadSuite), 5);
+    assert_eq!(net.server.stats().dropped_total(), 5);
+    assert_eq!(net.server.stats().packets_out, 0);
+    assert_eq!(net.server.pending_handshakes(), 0);
+    assert_eq!(net.client.failed_attempts(), 4);
+    assert_eq!(net.client.stats().packets_in, 0);
+}
+
+#[test]
+fn default_config_negotiates_the_preferred_suite() {
+    let mut net = Net::psk_mode(Config::default());
+    net.run_until(Duration::from_millis(10), up);
+    let peer = net.only_peer();
+    assert_eq!(net.client.suite(), Some(Suite::preferred()));
+    assert_eq!(net.server.peer_suite(peer), Some(Suite::preferred()));
+    // A server that accepts only ChaCha20-Poly1305 (say, for a peer
+    // without AES instructions) serves a client configured for it. (`Net`
+    // gives both ends one config: the server ignores `suite`, the client
+    // `accept`.)
+    let config = Config {
+        suite: Suite::ChaCha20Poly1305,
+        accept: Suites::only(Suite::ChaCha20Poly1305),
+        ..Config::default()
+    };
+    let mut net = Net::psk_mode(config);
+    net.run_until(Duration::from_millis(10), up);
+    let peer = net.only_peer();
+    assert_eq!(net.server.peer_suite(peer), Some(Suite::ChaCha20Poly1305));
+    assert_eq!(net.client.suite(), Some(Suite::ChaCha20Poly1305));
 }
 
 #[test]

@@ -1,15 +1,20 @@
 //! Protocol-level known-answer test: with fixed RNGs, INIT, RESP, the first
-//! KEEPALIVE and DATA in both directions are byte-exact, against values
-//! recomputed here straight from the ring primitives and the spec.
+//! KEEPALIVE and DATA in both directions are byte-exact, for both suites,
+//! against values recomputed here straight from the ring primitives and the
+//! spec. Also handshake messages crafted by hand with valid MACs but
+//! unacceptable suites.
 #![allow(deprecated)] // ring::test::rand::FixedSliceRandom
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use ring::test::rand::FixedSliceRandom;
 use ring::{digest, hkdf, hmac};
-use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeySource, Psk, Server, ServerRecv};
+use vde_crypto::{
+    Client, ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerRecv, Suite,
+    Suites,
+};
 
 // RFC 7748 §6.1: the fixed RNGs hand out these as the ephemeral private keys
 // (and their first 4 bytes as the sender indices).
@@ -63,13 +68,29 @@ fn hmac16(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
     ctx.sign().as_ref()[..16].try_into().unwrap()
 }
 
-fn transport(ty: u8, receiver: [u8; 4], counter: u64, key: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+/// The ring algorithm of a suite id, as the spec numbers them.
+fn algorithm(suite_id: u8) -> &'static aead::Algorithm {
+    match suite_id {
+        0x00 => &CHACHA20_POLY1305,
+        0x01 => &AES_256_GCM,
+        _ => panic!("suite id {suite_id}"),
+    }
+}
+
+fn transport(
+    alg: &'static aead::Algorithm,
+    ty: u8,
+    receiver: [u8; 4],
+    counter: u64,
+    key: &[u8; 32],
+    payload: &[u8],
+) -> Vec<u8> {
     let mut pkt = vec![ty, 0, 0, 0];
     pkt.extend_from_slice(&receiver);
     pkt.extend_from_slice(&counter.to_le_bytes());
     let mut nonce = [0u8; 12];
     nonce[4..].copy_from_slice(&counter.to_le_bytes());
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).unwrap());
+    let key = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
     let mut body = payload.to_vec();
     let tag = key
         .seal_in_place_separate_tag(
@@ -83,55 +104,74 @@ fn transport(ty: u8, receiver: [u8; 4], counter: u64, key: &[u8; 32], payload: &
     pkt
 }
 
-#[test]
-fn byte_exact_handshake_and_first_packets() {
-    let psk_bytes = [0x11u8; 32];
-    let key_id = *b"vdecable";
-    let wall: u64 = 0x0123_4567_89ab_cdef;
-    let now = Duration::from_secs(7);
-    let from: SocketAddr = "203.0.113.5:7000".parse().unwrap();
+const PSK: [u8; 32] = [0x11; 32];
+const KEY_ID: [u8; 8] = *b"vdecable";
+const WALL: u64 = 0x0123_4567_89ab_cdef;
 
-    let mut client = Client::with_rng(
-        Config::default(),
-        key_id,
-        Psk::from_bytes(psk_bytes),
-        wall,
+fn from() -> SocketAddr {
+    "203.0.113.5:7000".parse().unwrap()
+}
+
+/// The client (ALICE's RNG) proposing `suite`, at `now`.
+fn kat_client(suite: Suite, now: Duration) -> Client {
+    let config = Config {
+        suite,
+        ..Config::default()
+    };
+    Client::with_rng(
+        config,
+        KEY_ID,
+        Psk::from_bytes(PSK),
+        WALL,
         now,
         Box::new(FixedSliceRandom { bytes: &ALICE }),
-    );
-    let mut server = Server::with_rng(
-        Config::default(),
-        KeySource::Psk(Psk::from_bytes(psk_bytes)),
+    )
+}
+
+/// The server (BOB's RNG) accepting `accept`.
+fn kat_server(accept: Suites) -> Server {
+    let config = Config {
+        accept,
+        ..Config::default()
+    };
+    Server::with_rng(
+        config,
+        KeySource::Psk(Psk::from_bytes(PSK)),
         Box::new(FixedSliceRandom { bytes: &BOB }),
-    );
+    )
+}
 
-    // Key material by hand.
-    let ck0 = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/1").extract(&psk_bytes);
-    let mac1_key = expand(&ck0, b"mac1");
-    let ck = expand(&ck0, b"ck");
+/// mac1_key and ck of `PSK`, by hand.
+fn psk_keys() -> ([u8; 32], [u8; 32]) {
+    let ck0 = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/1").extract(&PSK);
+    (expand(&ck0, b"mac1"), expand(&ck0, b"ck"))
+}
 
-    // INIT.
-    let mut want_init = vec![0x01, 0, 0, 0];
-    want_init.extend_from_slice(&ALICE[..4]); // sender index, LE of the draw
-    want_init.extend_from_slice(&key_id);
-    want_init.extend_from_slice(&ALICE_PUB);
-    want_init.extend_from_slice(&wall.to_be_bytes()); // no time elapsed
-    let mac1 = hmac16(&mac1_key, &[&want_init]);
-    want_init.extend_from_slice(&mac1);
-    assert_eq!(want_init.len(), 72);
+/// An INIT by hand: ALICE's index and key, suite byte `suite_id`.
+fn hand_init(suite_id: u8, timestamp: u64) -> Vec<u8> {
+    let (mac1_key, _) = psk_keys();
+    let mut init = vec![0x01, suite_id, 0, 0];
+    init.extend_from_slice(&ALICE[..4]); // sender index, LE of the draw
+    init.extend_from_slice(&KEY_ID);
+    init.extend_from_slice(&ALICE_PUB);
+    init.extend_from_slice(&timestamp.to_be_bytes());
+    let mac1 = hmac16(&mac1_key, &[&init]);
+    init.extend_from_slice(&mac1);
+    assert_eq!(init.len(), 72);
+    init
+}
 
-    let mut init = Vec::new();
-    assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
-    assert_eq!(init, want_init);
-
-    // RESP.
-    let mut want_resp = vec![0x02, 0, 0, 0];
-    want_resp.extend_from_slice(&BOB[..4]);
-    want_resp.extend_from_slice(&ALICE[..4]);
-    want_resp.extend_from_slice(&BOB_PUB);
+/// A RESP by hand to `init`: BOB's index and key, suite byte `suite_id`,
+/// with a valid confirm. Also returns (c2s, s2c).
+fn hand_resp(init: &[u8], suite_id: u8) -> (Vec<u8>, [u8; 32], [u8; 32]) {
+    let (_, ck) = psk_keys();
+    let mut resp = vec![0x02, suite_id, 0, 0];
+    resp.extend_from_slice(&BOB[..4]);
+    resp.extend_from_slice(&init[4..8]);
+    resp.extend_from_slice(&BOB_PUB);
     let mut th_ctx = digest::Context::new(&digest::SHA256);
-    th_ctx.update(&want_init);
-    th_ctx.update(&want_resp);
+    th_ctx.update(init);
+    th_ctx.update(&resp);
     let th = th_ctx.finish();
     let mut ikm = SHARED.to_vec();
     ikm.extend_from_slice(th.as_ref());
@@ -139,10 +179,42 @@ fn byte_exact_handshake_and_first_packets() {
     let confirm_key = expand(&prk, b"confirm");
     let c2s = expand(&prk, b"c2s");
     let s2c = expand(&prk, b"s2c");
-    let confirm = hmac16(&confirm_key, &[th.as_ref(), &want_resp]);
-    want_resp.extend_from_slice(&confirm);
-    assert_eq!(want_resp.len(), 60);
+    let confirm = hmac16(&confirm_key, &[th.as_ref(), &resp]);
+    resp.extend_from_slice(&confirm);
+    assert_eq!(resp.len(), 60);
+    (resp, c2s, s2c)
+}
 
+#[test]
+fn byte_exact_handshake_and_first_packets() {
+    let mut keys_seen = Vec::new();
+    for (suite, suite_id) in [(Suite::ChaCha20Poly1305, 0x00), (Suite::Aes256Gcm, 0x01)] {
+        let c2s = byte_exact(suite, suite_id, Suites::ALL);
+        let c2s_only = byte_exact(suite, suite_id, Suites::only(suite));
+        assert_eq!(c2s, c2s_only, "the accept set does not change the keys");
+        keys_seen.push(c2s);
+    }
+    // Same ephemerals, different suite byte: different keys (bound via th).
+    assert_ne!(keys_seen[0], keys_seen[1]);
+}
+
+/// Runs the byte-exact exchange for one suite; returns k_c2s.
+fn byte_exact(suite: Suite, suite_id: u8, accept: Suites) -> [u8; 32] {
+    let now = Duration::from_secs(7);
+    let from = from();
+    let key_id = KEY_ID;
+    let alg = algorithm(suite_id);
+    let mut client = kat_client(suite, now);
+    let mut server = kat_server(accept);
+
+    // INIT, no time elapsed.
+    let want_init = hand_init(suite_id, WALL);
+    let mut init = Vec::new();
+    assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
+    assert_eq!(init, want_init);
+
+    // RESP.
+    let (want_resp, c2s, s2c) = hand_resp(&want_init, suite_id);
     let mut resp = Vec::new();
     assert_eq!(
         server.receive(&init, from, now, &mut resp),
@@ -157,13 +229,16 @@ fn byte_exact_handshake_and_first_packets() {
     assert_eq!(client.poll(now, &mut ka), Some(ClientEvent::Send));
     let bob_idx: [u8; 4] = BOB[..4].try_into().unwrap();
     let alice_idx: [u8; 4] = ALICE[..4].try_into().unwrap();
-    assert_eq!(ka, transport(0x05, bob_idx, 0, &c2s, b""));
+    assert_eq!(ka, transport(alg, 0x05, bob_idx, 0, &c2s, b""));
     assert_eq!(ka.len(), 32);
 
     // First DATA client -> server: counter 1.
     let mut data = Vec::new();
     client.seal(b"hello, switch", now, &mut data).unwrap();
-    assert_eq!(data, transport(0x04, bob_idx, 1, &c2s, b"hello, switch"));
+    assert_eq!(
+        data,
+        transport(alg, 0x04, bob_idx, 1, &c2s, b"hello, switch")
+    );
 
     let mut out = Vec::new();
     let Ok(ServerRecv::PeerUp(peer, kid, addr)) = server.receive(&ka, from, now, &mut out) else {
@@ -179,9 +254,100 @@ fn byte_exact_handshake_and_first_packets() {
     // First DATA server -> client: counter 0 under s2c.
     let mut back = Vec::new();
     assert_eq!(server.seal(peer, b"hello, cable", now, &mut back), Ok(from));
-    assert_eq!(back, transport(0x04, alice_idx, 0, &s2c, b"hello, cable"));
+    assert_eq!(
+        back,
+        transport(alg, 0x04, alice_idx, 0, &s2c, b"hello, cable")
+    );
     assert_eq!(client.receive(&back, now, &mut out), Ok(ClientRecv::Frame));
     assert_eq!(out, b"hello, cable");
+    assert_eq!(client.suite(), Some(suite));
+    assert_eq!(server.peer_suite(peer), Some(suite));
+    c2s
+}
+
+#[test]
+fn init_with_valid_mac1_but_unacceptable_suite_is_dropped_unanswered() {
+    let now = Duration::from_secs(7);
+    let mut out = Vec::new();
+    // Unknown suite ids, with a valid mac1, to a server accepting all.
+    for id in [0x02u8, 0x7f, 0xff] {
+        let mut server = kat_server(Suites::ALL);
+        let init = hand_init(id, WALL);
+        assert_eq!(
+            server.receive(&init, from(), now, &mut out),
+            Err(Drop::BadSuite)
+        );
+        assert!(out.is_empty());
+        assert_eq!(server.stats().count(Drop::BadSuite), 1);
+    }
+    // A known suite the server does not accept.
+    for (id, accept) in [
+        (0x01, Suites::only(Suite::ChaCha20Poly1305)),
+        (0x00, Suites::only(Suite::Aes256Gcm)),
+        (0x00, Suites::NONE),
+    ] {
+        let mut server = kat_server(accept);
+        let init = hand_init(id, WALL);
+        assert_eq!(
+            server.receive(&init, from(), now, &mut out),
+            Err(Drop::BadSuite)
+        );
+        assert!(out.is_empty());
+        assert_eq!(server.pending_handshakes(), 0);
+        assert_eq!(server.stats().packets_out, 0);
+        // The refused INIT did not consume its timestamp: an acceptable
+        // INIT with the same timestamp is answered.
+        let ok = hand_init(id ^ 1, WALL);
+        let r = server.receive(&ok, from(), now, &mut out);
+        if accept.is_empty() {
+            assert_eq!(r, Err(Drop::BadSuite));
+        } else {
+            assert_eq!(r, Ok(ServerRecv::Reply(from())));
+            assert_eq!(out[1], id ^ 1);
+        }
+    }
+    // Nonzero reserved bytes 2..4 stay reserved.
+    let mut server = kat_server(Suites::ALL);
+    for i in 2..4 {
+        let mut init = hand_init(0x00, WALL);
+        init[i] = 1;
+        assert_eq!(
+            server.receive(&init, from(), now, &mut out),
+            Err(Drop::BadReserved)
+        );
+    }
+}
+
+#[test]
+fn resp_with_valid_confirm_but_other_suite_is_rejected() {
+    let now = Duration::from_secs(7);
+    for (suite, id) in [(Suite::ChaCha20Poly1305, 0x00u8), (Suite::Aes256Gcm, 0x01)] {
+        let mut client = kat_client(suite, now);
+        let mut init = Vec::new();
+        assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
+        assert_eq!(init[1], id);
+        let mut out = Vec::new();
+        // A responder that picks another suite, or an unknown one, with a
+        // confirm computed honestly over its RESP.
+        for other in [id ^ 1, 0x02, 0xff] {
+            let (bad, _, _) = hand_resp(&init, other);
+            assert_eq!(client.receive(&bad, now, &mut out), Err(Drop::BadSuite));
+            assert!(!client.is_up());
+            assert_eq!(client.suite(), None);
+        }
+        assert_eq!(client.stats().count(Drop::BadSuite), 3);
+        // Rejected before the key agreement: the ephemeral key is intact and
+        // the genuine answer still completes the handshake.
+        let (good, _, _) = hand_resp(&init, id);
+        assert_eq!(client.receive(&good, now, &mut out), Ok(ClientRecv::Up));
+        assert_eq!(client.suite(), Some(suite));
+        // Nonzero reserved bytes 2..4 of RESP are dropped.
+        for i in 2..4 {
+            let mut r = good.clone();
+            r[i] = 1;
+            assert_eq!(client.receive(&r, now, &mut out), Err(Drop::BadReserved));
+        }
+    }
 }
 
 #[test]

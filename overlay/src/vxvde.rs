@@ -21,14 +21,13 @@
 use std::ffi::CString;
 use std::io::{self, IoSlice};
 use std::mem::{size_of, MaybeUninit};
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs,
-};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::sys::sockaddr_to_std;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
 /// Length of the VXLAN header in front of every frame.
@@ -488,32 +487,6 @@ fn poll_in(fds: [RawFd; 2], timeout_ms: libc::c_int) -> io::Result<[bool; 2]> {
         };
     }
     Ok([p[0].revents != 0, p[1].revents != 0])
-}
-
-fn sockaddr_to_std(sa: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match i32::from(sa.ss_family) {
-        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, and
-            // sockaddr_storage is large and aligned enough for it.
-            let s = unsafe { &*(sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr)),
-                u16::from_be(s.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let s = unsafe { &*(sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(s.sin6_addr.s6_addr),
-                u16::from_be(s.sin6_port),
-                u32::from_be(s.sin6_flowinfo),
-                s.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 /// One datagram as recvmsg delivered it.

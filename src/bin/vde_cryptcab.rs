@@ -22,7 +22,7 @@ use vde_overlay::cryptcab::client::{self, ClientKeys, ClientOptions};
 use vde_overlay::cryptcab::server::{self, ServerKeys, ServerOptions};
 use vde_overlay::cryptcab::ssh::SshOptions;
 use vde_overlay::cryptcab::ticket::{self, Allow};
-use vde_overlay::cryptcab::{Config, Control, Psk, Suite, DEFAULT_PORT};
+use vde_overlay::cryptcab::{Config, Control, Psk, Suite, Suites, DEFAULT_PORT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,12 +72,10 @@ struct Args {
         default_value = "vde_cryptcab"
     )]
     remote_cmd: String,
-    /// AEAD: chacha20-poly1305 (default) or aes-256-gcm; both ends alike.
-    #[arg(
-        long = "cipher",
-        value_name = "NAME",
-        default_value = "chacha20-poly1305"
-    )]
+    /// AEAD: auto (AES-256-GCM where the CPU has AES instructions, else
+    /// ChaCha20-Poly1305), chacha20-poly1305 or aes-256-gcm. A client
+    /// proposes it; a server given a name accepts only that one.
+    #[arg(long = "cipher", value_name = "NAME", default_value = "auto")]
     cipher: String,
     /// Declare a silent cable down after this many seconds.
     #[arg(long = "dead-after", value_name = "SECONDS", default_value_t = 1.0)]
@@ -127,10 +125,14 @@ fn split_connect(s: &str) -> Result<(Option<String>, String, u16)> {
 }
 
 fn config(args: &Args) -> Result<Config> {
-    let suite = match args.cipher.to_ascii_lowercase().as_str() {
-        "chacha20-poly1305" | "chacha20poly1305" | "chacha" => Suite::ChaCha20Poly1305,
-        "aes-256-gcm" | "aes256gcm" | "aes" => Suite::Aes256Gcm,
-        other => bail!("unknown --cipher {other:?} (chacha20-poly1305 or aes-256-gcm)"),
+    let (suite, accept) = match args.cipher.to_ascii_lowercase().as_str() {
+        "auto" => (Suite::preferred(), Suites::ALL),
+        "chacha20-poly1305" | "chacha20poly1305" | "chacha" => (
+            Suite::ChaCha20Poly1305,
+            Suites::only(Suite::ChaCha20Poly1305),
+        ),
+        "aes-256-gcm" | "aes256gcm" | "aes" => (Suite::Aes256Gcm, Suites::only(Suite::Aes256Gcm)),
+        other => bail!("unknown --cipher {other:?} (auto, chacha20-poly1305 or aes-256-gcm)"),
     };
     if !(args.dead_after >= 0.05 && args.dead_after <= 3600.0) {
         bail!("--dead-after must be between 0.05 and 3600 seconds");
@@ -141,6 +143,7 @@ fn config(args: &Args) -> Result<Config> {
     let dead = Duration::from_secs_f64(args.dead_after);
     Ok(Config {
         suite,
+        accept,
         dead_after: dead,
         keepalive_interval: dead / 4,
         rekey_after_time: Duration::from_secs_f64(args.rekey_after),
@@ -204,11 +207,9 @@ fn run() -> Result<i32> {
     let local = Arc::new(SwitchSide {
         vnl: args.sock.clone(),
     });
-    // fail early, with the switch's own error, if it is not there
-    drop(
-        vde_overlay::cryptcab::LocalSide::attach(&*local)
-            .with_context(|| format!("cannot attach to switch {}", local_name(&args.sock)))?,
-    );
+    // fail early if the switch is not there (without taking a port: ports
+    // appear only with cables)
+    check_switch(&args.sock)?;
     let ctl = Arc::new(Control::default());
     if args.daemon {
         vde::sys::daemonize().context("cannot become a daemon")?;
@@ -283,6 +284,25 @@ fn run() -> Result<i32> {
             server::serve(opts, local, ctl)?;
             Ok(0)
         }
+    }
+}
+
+/// A plain control directory must hold a `ctl` socket; other VNLs are
+/// checked when the first cable opens them.
+fn check_switch(sock: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if sock.contains("://") {
+        return Ok(());
+    }
+    let dir = local_name(sock).split('[').next().unwrap_or_default();
+    let ctl = std::path::Path::new(dir).join("ctl");
+    match std::fs::metadata(&ctl) {
+        Ok(m) if m.file_type().is_socket() => Ok(()),
+        Ok(_) => bail!(
+            "cannot attach to switch {dir}: {} is not a socket",
+            ctl.display()
+        ),
+        Err(e) => bail!("cannot attach to switch {dir}: {}: {e}", ctl.display()),
     }
 }
 

@@ -38,6 +38,11 @@ pub trait Plug: Send + Sync {
     /// must not wait for the last reference to go. Tools call it before
     /// they exit; sends and receives after it fail.
     fn close(&self) {}
+    /// The datagram socket frames travel on, when the plug is one (vde://),
+    /// for callers that batch their IO with `recvmmsg`/`sendmmsg`.
+    fn datagram_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// What the caller of `open` adds to the locator: libvdeplug's

@@ -37,6 +37,11 @@ impl Plug for VdePlug {
         self.data.recv(buf)
     }
 
+    fn datagram_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.data.as_raw_fd())
+    }
+
     /// Leaves the switch at once: the control stream is shut down, so the
     /// switch drops the port, and a receive blocked in another thread ends.
     fn close(&self) {

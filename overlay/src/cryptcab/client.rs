@@ -9,7 +9,10 @@ use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeyId, Psk};
 
 use super::ssh::{self, SshOptions};
 use super::LocalSide;
-use super::{any_v4, any_v6, bind_udp, id_hex, idle, stats_line, wall_nanos, Clock, Control, Link};
+use super::{
+    any_v4, any_v6, bind_udp, deliver, id_hex, idle, send_udp, stats_line, wall_nanos, Batch,
+    Clock, Control, Link, BATCH,
+};
 
 /// Longest wait in the receive loop.
 const TICK: Duration = Duration::from_millis(20);
@@ -119,45 +122,53 @@ pub fn connect(
         client: Client::new(opts.config, key_id, psk, wall_nanos(), clock.now()),
         link: None,
     }));
-    let mut buf = vec![0u8; 65536];
+    let mut b = Batch::new();
     let mut out = Vec::with_capacity(2048);
     let mut deadline = Duration::ZERO;
     let mut next_ssh = Duration::ZERO;
     let mut ssh_tries = 0usize;
     let mut said_unreachable = false;
+    let mut frames = [0usize; BATCH];
     while !ctl.stopping() {
         if ctl.take_report() {
             tracing::info!("stats: {}", stats_line(lock(&shared).client.stats()));
         }
-        match sock.recv(&mut buf) {
-            Ok(n) => {
+        match b.recv_udp(&sock) {
+            Ok(k) => {
                 let now = clock.now();
+                let mut nf = 0;
                 let mut s = lock(&shared);
-                let r = s.client.receive(&buf[..n], now, &mut out);
-                deadline = s.client.next_deadline();
-                match r {
-                    Ok(ClientRecv::Frame) => {
-                        let link = s.link.clone();
-                        drop(s);
-                        if let Some(l) = link {
-                            let _ = l.send(&out);
+                for i in 0..k {
+                    let input = &b.bufs[i][..b.lens[i].min(super::SLOT)];
+                    let r = s.client.receive(input, now, &mut b.outs[i]);
+                    match r {
+                        Ok(ClientRecv::Frame) => {
+                            frames[nf] = i;
+                            nf += 1;
                         }
+                        Ok(ClientRecv::Up) => {
+                            said_unreachable = false;
+                            ssh_tries = 0;
+                            drop(s);
+                            link_up(&shared, &sock, &*local, server, clock);
+                            s = lock(&shared);
+                        }
+                        Ok(ClientRecv::Closed) => {
+                            drop(s);
+                            tracing::warn!("cable to {server} closed by the server");
+                            link_down(&shared);
+                            s = lock(&shared);
+                        }
+                        Ok(_) => {}
+                        Err(d) => tracing::debug!("dropped a datagram from {server}: {d}"),
                     }
-                    Ok(ClientRecv::Up) => {
-                        drop(s);
-                        said_unreachable = false;
-                        ssh_tries = 0;
-                        // the confirming keepalive goes out now
-                        deadline = Duration::ZERO;
-                        link_up(&shared, &sock, &*local, server, clock);
-                    }
-                    Ok(ClientRecv::Closed) => {
-                        drop(s);
-                        tracing::warn!("cable to {server} closed by the server");
-                        link_down(&shared);
-                    }
-                    Ok(_) => {}
-                    Err(d) => tracing::debug!("dropped a datagram from {server}: {d}"),
+                }
+                // the confirming keepalive of a new session goes out at once
+                deadline = s.client.next_deadline();
+                let link = s.link.clone();
+                drop(s);
+                if let (Some(l), true) = (link, nf > 0) {
+                    deliver(&*l, &b.outs, &frames[..nf]);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -250,7 +261,8 @@ fn link_up(
             return;
         }
     };
-    tracing::info!("cable to {server} up on switch {}", local.name());
+    let suite = lock(shared).client.suite().map_or("?", |s| s.name());
+    tracing::info!("cable to {server} up on switch {} ({suite})", local.name());
     lock(shared).link = Some(link.clone());
     let shared = shared.clone();
     let sock = sock.clone();
@@ -271,19 +283,25 @@ fn link_down(shared: &Arc<Mutex<Shared>>) {
 
 /// Switch port → cable, until the port closes.
 fn pump(link: Arc<dyn Link>, shared: Arc<Mutex<Shared>>, sock: Arc<UdpSocket>, clock: Clock) {
-    let mut buf = vec![0u8; super::MAX_FRAME];
-    let mut out = Vec::with_capacity(2048);
-    while let Ok(n) = link.recv(&mut buf) {
-        let sealed = {
+    let mut b = Batch::new();
+    let mut idx = [0usize; BATCH];
+    while let Ok(k) = link.recv_batch(&mut b.bufs, &mut b.lens) {
+        let mut m = 0;
+        {
             let mut s = lock(&shared);
             if !s.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, &link)) {
                 break;
             }
-            s.client.seal(&buf[..n], clock.now(), &mut out)
-        };
-        if sealed.is_ok() {
-            let _ = sock.send(&out);
+            let now = clock.now();
+            for i in 0..k {
+                let frame = &b.bufs[i][..b.lens[i].min(super::SLOT)];
+                if s.client.seal(frame, now, &mut b.outs[i]).is_ok() {
+                    idx[m] = i;
+                    m += 1;
+                }
+            }
         }
+        send_udp(&sock, &b.outs, &idx[..m], None);
     }
     link.close();
 }

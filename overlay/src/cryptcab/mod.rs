@@ -17,21 +17,19 @@ pub mod ticket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use vde_crypto::{Config, Psk, Stats, Suite};
+pub use vde_crypto::{Config, Psk, Stats, Suite, Suites};
 
 /// The UDP port both ends use by default (the C tool's).
 pub const DEFAULT_PORT: u16 = 7667;
 
 /// Receive buffer asked for on the cable socket.
 const RCVBUF: usize = 4 << 20;
-
-/// Largest frame read from a switch port.
-pub const MAX_FRAME: usize = 16384;
 
 /// One switch port carrying one cable's frames.
 pub trait Link: Send + Sync {
@@ -43,7 +41,31 @@ pub trait Link: Send + Sync {
     /// Leaves the switch: the port goes away at once, so the spanning
     /// tree sees the cable as down.
     fn close(&self);
+    /// Sends several frames (one system call where the link can).
+    fn send_batch(&self, frames: &[&[u8]]) {
+        for f in frames {
+            let _ = self.send(f);
+        }
+    }
+    /// Blocks for one frame like [`Link::recv`], then takes what else is
+    /// already waiting, up to `bufs.len()`; returns how many (`lens`).
+    fn recv_batch(&self, bufs: &mut [Slot], lens: &mut [usize]) -> io::Result<usize> {
+        match (bufs.first_mut(), lens.first_mut()) {
+            (Some(b), Some(l)) => {
+                *l = self.recv(b)?;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
 }
+
+/// Room for one frame in a batch (jumbo frames fit).
+pub const SLOT: usize = 9216;
+pub type Slot = [u8; SLOT];
+
+/// Frames moved per batch.
+pub const BATCH: usize = 32;
 
 /// Where cables are plugged in: a switch, in practice.
 pub trait LocalSide: Send + Sync {
@@ -148,6 +170,78 @@ pub fn stats_line(s: &Stats) -> String {
             }
         }
     )
+}
+
+/// Buffers to move up to [`BATCH`] datagrams or frames per system call.
+struct Batch {
+    bufs: Vec<Slot>,
+    lens: [usize; BATCH],
+    from: [Option<SocketAddr>; BATCH],
+    /// Sealed datagrams or opened frames, one per slot.
+    outs: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            bufs: vec![[0u8; SLOT]; BATCH],
+            lens: [0; BATCH],
+            from: [None; BATCH],
+            outs: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
+        }
+    }
+
+    /// Receives datagrams from a UDP socket: waits (up to the socket's
+    /// timeout) for the first, takes the rest that are queued.
+    fn recv_udp(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        crate::sys::recv_from_batch(
+            sock.as_raw_fd(),
+            &mut self.bufs,
+            &mut self.lens,
+            &mut self.from,
+            true,
+        )
+    }
+}
+
+/// Sends `outs[idx]` for each index, batched: to `to`, or on the connected
+/// socket when `to` is None. What the kernel refuses at once (full buffer)
+/// is sent one by one, blocking.
+fn send_udp(sock: &UdpSocket, outs: &[Vec<u8>], idx: &[usize], to: Option<SocketAddr>) {
+    let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+    let n = idx.len().min(BATCH);
+    for (r, &i) in refs.iter_mut().zip(idx) {
+        *r = &outs[i];
+    }
+    let mut rest = &refs[..n];
+    while !rest.is_empty() {
+        let sent = match to {
+            Some(a) => crate::sys::send_to_batch(sock.as_raw_fd(), rest, a),
+            None => crate::sys::send_batch(sock.as_raw_fd(), rest),
+        };
+        match sent {
+            Ok(k) if k > 0 => rest = &rest[k..],
+            _ => {
+                for d in rest {
+                    let _ = match to {
+                        Some(a) => sock.send_to(d, a),
+                        None => sock.send(d),
+                    };
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Hands `outs[idx]` to a switch port in one batch.
+fn deliver(link: &dyn Link, outs: &[Vec<u8>], idx: &[usize]) {
+    let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+    let n = idx.len().min(BATCH);
+    for (r, &i) in refs.iter_mut().zip(idx) {
+        *r = &outs[i];
+    }
+    link.send_batch(&refs[..n]);
 }
 
 /// A receive that only timed out or was interrupted.

@@ -10,7 +10,10 @@ use std::time::Duration;
 use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
 
 use super::ticket::{Allow, TicketListener};
-use super::{any_v4, any_v6, bind_udp, id_hex, idle, stats_line, Clock, Control, Link, LocalSide};
+use super::{
+    any_v4, any_v6, bind_udp, deliver, id_hex, idle, send_udp, stats_line, Batch, Clock, Control,
+    Link, LocalSide, BATCH,
+};
 
 /// How long a ticket nobody uses (or whose cable went down) is kept.
 const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -95,20 +98,34 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
         local.name()
     );
     sock.set_read_timeout(Some(TICK))?;
-    let mut buf = vec![0u8; 65536];
+    let mut b = Batch::new();
     let mut out = Vec::with_capacity(2048);
     let mut deadline = Duration::ZERO;
+    // frames opened in this batch, by slot, waiting to go to their port
+    let mut pending: Vec<(PeerId, usize)> = Vec::with_capacity(BATCH);
     while !ctl.stopping() {
         if ctl.take_report() {
             tracing::info!("stats: {}", stats_line(lock(&shared).server.stats()));
         }
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
+        match b.recv_udp(&sock) {
+            Ok(k) => {
                 let now = clock.now();
-                let mut s = lock(&shared);
-                let r = s.server.receive(&buf[..n], from, now, &mut out);
-                deadline = s.server.next_deadline();
-                handle_recv(r, s, &sock, &out, &shared, &local, clock)?;
+                for i in 0..k {
+                    let Some(from) = b.from[i] else { continue };
+                    let mut s = lock(&shared);
+                    let (input, outs) = (&b.bufs[i][..b.lens[i].min(super::SLOT)], &mut b.outs);
+                    let r = s.server.receive(input, from, now, &mut outs[i]);
+                    deadline = s.server.next_deadline();
+                    if let Ok(ServerRecv::Frame(peer)) = r {
+                        pending.push((peer, i));
+                        continue;
+                    }
+                    drop(s);
+                    flush(&mut pending, &shared, &b.outs);
+                    let s = lock(&shared);
+                    handle_recv(r, s, &sock, &b.outs[i], &shared, &local, clock)?;
+                }
+                flush(&mut pending, &shared, &b.outs);
             }
             Err(e) if idle(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => return Err(e),
@@ -124,6 +141,21 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
         c.link.close();
     }
     Ok(())
+}
+
+/// Delivers the pending frames, a batch per run of the same cable.
+fn flush(pending: &mut Vec<(PeerId, usize)>, shared: &Arc<Mutex<Shared>>, outs: &[Vec<u8>]) {
+    let mut rest = &pending[..];
+    while let Some(&(peer, _)) = rest.first() {
+        let run = rest.iter().take_while(|(p, _)| *p == peer).count();
+        let link = lock(shared).cables.get(&peer).map(|c| c.link.clone());
+        if let Some(l) = link {
+            let idx: Vec<usize> = rest[..run].iter().map(|&(_, i)| i).collect();
+            deliver(&*l, outs, &idx);
+        }
+        rest = &rest[run..];
+    }
+    pending.clear();
 }
 
 fn handle_recv(
@@ -225,8 +257,12 @@ fn cable_up(
             return;
         }
     };
+    let suite = lock(shared)
+        .server
+        .peer_suite(peer)
+        .map_or("?", |s| s.name());
     tracing::info!(
-        "cable {} from {addr} up on switch {}",
+        "cable {} from {addr} up on switch {} ({suite})",
         id_hex(&key_id),
         local.name()
     );
@@ -258,10 +294,11 @@ fn pump(
     sock: Arc<UdpSocket>,
     clock: Clock,
 ) {
-    let mut buf = vec![0u8; super::MAX_FRAME];
-    let mut out = Vec::with_capacity(2048);
-    while let Ok(n) = link.recv(&mut buf) {
-        let to = {
+    let mut b = Batch::new();
+    let mut idx = [0usize; BATCH];
+    while let Ok(k) = link.recv_batch(&mut b.bufs, &mut b.lens) {
+        let (mut m, mut to) = (0, None);
+        {
             let mut s = lock(&shared);
             if !s
                 .cables
@@ -270,10 +307,18 @@ fn pump(
             {
                 break;
             }
-            s.server.seal(peer, &buf[..n], clock.now(), &mut out)
-        };
-        if let Ok(to) = to {
-            let _ = sock.send_to(&out, to);
+            let now = clock.now();
+            for i in 0..k {
+                let frame = &b.bufs[i][..b.lens[i].min(super::SLOT)];
+                if let Ok(a) = s.server.seal(peer, frame, now, &mut b.outs[i]) {
+                    to = Some(a);
+                    idx[m] = i;
+                    m += 1;
+                }
+            }
+        }
+        if let Some(to) = to {
+            send_udp(&sock, &b.outs, &idx[..m], Some(to));
         }
     }
     link.close();
