@@ -153,9 +153,10 @@ class Probing:
 class CryptTopology(Probing, cb.Topology):
     """switch A == vde_cryptcab server ~~ client == switch B."""
 
-    def __init__(self, stack, cryptcab, key, args, openssl_conf=None):
+    def __init__(self, stack, cryptcab, key, args, openssl_conf=None, extra=()):
         super().__init__(stack, "cryptcab", args)
         self.cryptcab, self.key, self.openssl_conf = cryptcab, key, openssl_conf
+        self.extra = list(extra)
         self.init_probing()
 
     def start_cab(self, side, argv):
@@ -175,14 +176,15 @@ class CryptTopology(Probing, cb.Topology):
         self.a = self.start_switch("a")
         self.b = self.start_switch("b")
         p1, p2 = cb.free_udp_ports(2)
-        srv = self.start_cab("server", [self.cryptcab, "-s", self.a, "-p", str(p1), "-P", self.key])
+        srv = self.start_cab("server", [self.cryptcab, "-s", self.a, "-p", str(p1), "-P", self.key]
+                             + self.extra)
         # The C client sends its first LOGIN at start, and after that only
         # when local traffic arrives: let the server bind first.
         cb.wait_for(lambda: udp_port_bound(p1) or srv.poll() is not None, 5,
                     f"{self.stack.name} cryptcab server to bind udp {p1}")
         self.check_alive("after starting the server")
         self.start_cab("client", [self.cryptcab, "-s", self.b, "-p", str(p2),
-                                  "-c", f"127.0.0.1:{p1}", "-P", self.key])
+                                  "-c", f"127.0.0.1:{p1}", "-P", self.key] + self.extra)
         self.wait_up(t0)
         return self
 
@@ -235,7 +237,8 @@ def make_topology(name, args):
         return CryptTopology(st, args.c_cryptcab, args.key, args, openssl_conf=args.openssl_conf)
     if name == "ours-cryptcab":
         st = cb.Stack("ours", args.ours_switch, None, None, ours=True)
-        return CryptTopology(st, args.ours_cryptcab, args.key, args)
+        return CryptTopology(st, args.ours_cryptcab, args.key, args,
+                             extra=["--cipher", args.ours_cipher] if args.ours_cipher else [])
     if name == "ours-udp":
         st = cb.Stack("ours", args.ours_switch, args.ours_plug, None, ours=True)
         return UdpTopology(st, args)
@@ -275,6 +278,7 @@ def main():
     ap.add_argument("--ours-switch", required=True)
     ap.add_argument("--ours-plug", required=True)
     ap.add_argument("--ours-cryptcab")
+    ap.add_argument("--ours-cipher", help="--cipher for our vde_cryptcab (default: its own default)")
     ap.add_argument("--key", required=True, help="pre-shared key file (>= 32 bytes; C reads the first 24)")
     ap.add_argument("--stacks", default=",".join(STACKS), help=f"subset of {','.join(STACKS)}")
     ap.add_argument("--frames", type=int, default=100000, help="frames per blast (default 100000)")

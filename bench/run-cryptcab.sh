@@ -7,6 +7,7 @@
 #   bench/run-cryptcab.sh [--rounds R] [--frames N] [--pings N] [--sizes 64,1500]
 #                         [--stacks C-cryptcab,ours-cryptcab,ours-udp]
 #                         [--ping-timeout-ms MS] [--startup-timeout S]
+#                         [--ours-cipher chacha20-poly1305|aes-256-gcm|auto]
 #                         [--no-build] [--json FILE] [-v]
 #
 # Builds our release binaries (vde_switch, vde_plug, vde_cryptcab), copies
@@ -15,7 +16,7 @@
 # first 24 bytes), compiles bench/vdeperf.c against libvdeplug, then runs
 # bench/cryptcabbench.py (python3, standard library only; it reuses
 # bench/cablebench.py). The C vde_cryptcab gets OPENSSL_CONF (default
-# /work/shared/specs/openssl-legacy-provider.cnf; override with the
+# ../shared/specs/openssl-legacy-provider.cnf beside the repo; override with the
 # environment variable C_CRYPTCAB_OPENSSL_CONF): Blowfish lives in
 # OpenSSL 3's legacy provider. Only unix sockets and UDP to 127.0.0.1 are used.
 set -euo pipefail
@@ -24,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 c_switch=${C_VDE_SWITCH:-/usr/bin/vde_switch}
 c_cryptcab=${C_VDE_CRYPTCAB:-/usr/bin/vde_cryptcab}
-openssl_conf=${C_CRYPTCAB_OPENSSL_CONF:-/work/shared/specs/openssl-legacy-provider.cnf}
+openssl_conf=${C_CRYPTCAB_OPENSSL_CONF:-$(cd "$root/.." && pwd)/shared/specs/openssl-legacy-provider.cnf}
 
 build=1
 stacks=C-cryptcab,ours-cryptcab,ours-udp

@@ -72,11 +72,11 @@ struct Args {
         default_value = "vde_cryptcab"
     )]
     remote_cmd: String,
-    /// AEAD: auto (AES-256-GCM where the CPU has AES instructions, else
-    /// ChaCha20-Poly1305), chacha20-poly1305 or aes-256-gcm. A client
-    /// proposes it; a server given a name accepts only that one.
-    #[arg(long = "cipher", value_name = "NAME", default_value = "auto")]
-    cipher: String,
+    /// AEAD a client proposes: chacha20-poly1305 (the default), aes-256-gcm,
+    /// or auto (AES-256-GCM where the CPU has AES instructions). A server
+    /// accepts either unless given a name, which restricts it to that one.
+    #[arg(long = "cipher", value_name = "NAME")]
+    cipher: Option<String>,
     /// Declare a silent cable down after this many seconds.
     #[arg(long = "dead-after", value_name = "SECONDS", default_value_t = 1.0)]
     dead_after: f64,
@@ -125,7 +125,9 @@ fn split_connect(s: &str) -> Result<(Option<String>, String, u16)> {
 }
 
 fn config(args: &Args) -> Result<Config> {
-    let (suite, accept) = match args.cipher.to_ascii_lowercase().as_str() {
+    let name = args.cipher.as_deref().map(str::to_ascii_lowercase);
+    let (suite, accept) = match name.as_deref().unwrap_or("") {
+        "" => (Suite::ChaCha20Poly1305, Suites::ALL),
         "auto" => (Suite::preferred(), Suites::ALL),
         "chacha20-poly1305" | "chacha20poly1305" | "chacha" => (
             Suite::ChaCha20Poly1305,
