@@ -750,7 +750,36 @@ fn our_cable_between_two_debian_switches() {
     let key = key_file(&dir);
     let sport = free_udp_port().to_string();
     let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
-    let _srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport, "-P", &key]);
+    // the server as a daemon, with a pid file
+    let pidfile = dir.path("srv.pid");
+    let pids = pidfile.display().to_string();
+    let mut srv = Cab::start(
+        &dir,
+        "srv",
+        &[
+            "-s",
+            &bs,
+            "-p",
+            &sport,
+            "-P",
+            &key,
+            "-d",
+            "--pidfile",
+            &pids,
+        ],
+    );
+    assert_eq!(
+        srv.wait_exit(5),
+        Some(0),
+        "the parent returns: {}",
+        srv.log()
+    );
+    assert!(wait_for(5, || pidfile.exists()));
+    let daemon: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let conn = format!("127.0.0.1:{sport}");
     let lport = free_udp_port().to_string();
     let cli = Cab::start(
@@ -771,6 +800,57 @@ fn our_cable_between_two_debian_switches() {
     let f = frame(mac(11), mac(12), 61, 1);
     y.send(&f);
     assert!(x.drain().contains(&f));
+    sh(&format!("kill {daemon}"));
+    assert!(
+        wait_for(5, || cryptcab_ports(&b) == 0),
+        "SIGTERM ends the daemon and its ports"
+    );
+}
+
+#[test]
+fn unreachable_and_unknown_servers_are_named() {
+    if !is_root() {
+        return;
+    }
+    let dir = TempDir::new("cc-unreach");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let key = key_file(&dir);
+    let as_ = a.ctl.display().to_string();
+    // a namespace with only loopback: no route to anywhere else
+    let ns = NetNs::new("cc");
+    let log = dir.path("unreach.log");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            CRYPTCAB,
+            "-s",
+            &as_,
+            "-c",
+            "10.99.0.1:7667",
+            "-P",
+            &key,
+        ])
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ok = wait_for(5, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Network is unreachable"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(cryptcab_ports(&a), 0);
+    // name lookups happen inside the namespace too: nothing leaves it
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, CRYPTCAB, "-s", &as_])
+        .args(["-c", "no-such-host.invalid:7667", "-P", &key])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot resolve no-such-host.invalid"), "{err}");
 }
 
 /// Broadcast copies from plug 0 seen by plugs 1 and 2 within 150 ms.
