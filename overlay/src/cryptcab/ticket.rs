@@ -202,21 +202,22 @@ impl TicketListener {
             let Ok(mut conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
             let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-            // the line is read first, so that a refusal reaches the helper
-            // as an answer rather than as a broken pipe
-            let line = read_line(&mut conn);
-            let reply = match (sys::peer_cred(&conn), line) {
-                (Err(e), _) => Err(format!("cannot read the helper's credentials: {e}")),
-                (Ok((uid, gid)), _) if !allow.permits(uid, gid, &groups_of) => Err(format!(
+            // credentials first: a process that may not hand tickets is
+            // answered at once and cannot hold the socket up
+            let reply = match sys::peer_cred(&conn) {
+                Err(e) => Err(format!("cannot read the helper's credentials: {e}")),
+                Ok((uid, gid)) if !allow.permits(uid, gid, &groups_of) => Err(format!(
                     "uid {uid} may not attach cables to this server \
                      (see --allow-user/--allow-group)"
                 )),
-                (_, Err(e)) => Err(format!("bad ticket: {e}")),
-                (Ok((uid, _)), Ok(mut line)) => {
-                    let t = Ticket::parse(&line);
-                    line.zeroize();
-                    t.and_then(|t| accept(t, uid))
-                }
+                Ok((uid, _)) => match read_line(&mut conn) {
+                    Err(e) => Err(format!("bad ticket: {e}")),
+                    Ok(mut line) => {
+                        let t = Ticket::parse(&line);
+                        line.zeroize();
+                        t.and_then(|t| accept(t, uid))
+                    }
+                },
             };
             let text = match reply {
                 Ok(t) => format!("OK {t}\n"),
@@ -255,9 +256,13 @@ pub fn hand_over(port: u16, input: impl Read) -> Result<String, String> {
         }
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
         let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-        conn.write_all(line.as_bytes())
-            .map_err(|e| format!("sending the ticket: {e}"))?;
-        let reply = read_line(&mut conn).map_err(|e| format!("no answer from the server: {e}"))?;
+        // a refusal may come before the line is read: then the write
+        // fails but the answer is there to read
+        let sent = conn.write_all(line.as_bytes());
+        let reply = read_line(&mut conn).map_err(|e| match &sent {
+            Err(w) => format!("sending the ticket: {w}"),
+            Ok(()) => format!("no answer from the server: {e}"),
+        })?;
         Ok(reply.trim_end().to_string())
     })();
     line.zeroize();
