@@ -434,6 +434,10 @@ fn tickets_are_checked_against_kernel_credentials() {
     let (code, out, err) = hand(&p1, "0");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("0011223344556677 may connect"), "{out}");
+    // a cable id in use cannot be re-keyed by another ticket
+    let (code, _, err) = hand(&p1, "0");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already in use"), "{err}");
     let p2 = free_udp_port().to_string();
     let srv2 = Cab::start(
         &dir,
@@ -731,6 +735,7 @@ fn clear_errors_for_bad_command_lines() {
             "/no/such/switch",
         ),
         (vec!["-s", &s, "--cipher", "rot13"], "unknown --cipher"),
+        (vec!["-s", "null://", "-P", &good], "plugs into a switch"),
         (vec!["-s", &s, "-c", "host:notaport"], "bad UDP port"),
     ] {
         let (code, err) = run(&args);

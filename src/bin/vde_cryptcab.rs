@@ -293,7 +293,12 @@ fn run() -> Result<i32> {
 /// checked when the first cable opens them.
 fn check_switch(sock: &str) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
-    if sock.contains("://") {
+    if let Some((scheme, _)) = sock.split_once("://") {
+        // a cable's port must go away when the cable does; only a switch
+        // (vde://) ends a port at once when it is closed
+        if scheme != "vde" {
+            bail!("-s {sock}: vde_cryptcab plugs into a switch: give its directory or a vde:// locator");
+        }
         return Ok(());
     }
     let dir = local_name(sock).split('[').next().unwrap_or_default();

@@ -217,7 +217,12 @@ pub fn connect(
             let refresh = !s.client.is_up()
                 && s.client.failed_attempts() >= REFRESH_AFTER_FAILURES
                 && now >= next_ssh;
+            // up, but the switch refused a port earlier: try again
+            let reattach = s.client.is_up() && s.link.is_none();
             drop(s);
+            if reattach {
+                link_up(&shared, &sock, &*local, server, clock);
+            }
             if let (true, ClientKeys::Ssh(o)) = (refresh, &opts.keys) {
                 next_ssh = now + SSH_BACKOFF[ssh_tries.min(SSH_BACKOFF.len() - 1)];
                 ssh_tries += 1;
@@ -257,7 +262,10 @@ fn link_up(
     let link: Arc<dyn Link> = match local.attach() {
         Ok(l) => Arc::from(l),
         Err(e) => {
-            tracing::error!("cannot attach to switch {}: {e}", local.name());
+            tracing::error!(
+                "cannot attach to switch {}: {e}; trying again in a second",
+                local.name()
+            );
             return;
         }
     };
@@ -294,7 +302,15 @@ fn pump(link: Arc<dyn Link>, shared: Arc<Mutex<Shared>>, sock: Arc<UdpSocket>, c
             }
             let now = clock.now();
             for i in 0..k {
-                let frame = &b.bufs[i][..b.lens[i].min(super::SLOT)];
+                if b.lens[i] > super::MAX_FRAME {
+                    tracing::debug!(
+                        "dropped a {}-byte frame (longer than {})",
+                        b.lens[i],
+                        super::MAX_FRAME
+                    );
+                    continue;
+                }
+                let frame = &b.bufs[i][..b.lens[i]];
                 if s.client.seal(frame, now, &mut b.outs[i]).is_ok() {
                     idx[m] = i;
                     m += 1;

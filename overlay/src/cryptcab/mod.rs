@@ -60,8 +60,13 @@ pub trait Link: Send + Sync {
     }
 }
 
-/// Room for one frame in a batch (jumbo frames fit).
-pub const SLOT: usize = 9216;
+/// Largest frame a cable carries (jumbo frames fit); longer ones read from
+/// a switch are dropped.
+pub const MAX_FRAME: usize = 9216;
+
+/// Room for one frame or one sealed datagram in a batch, with a margin so
+/// that a longer datagram shows up as too long instead of fitting exactly.
+pub const SLOT: usize = MAX_FRAME + vde_crypto::OVERHEAD + 64;
 pub type Slot = [u8; SLOT];
 
 /// Frames moved per batch.

@@ -18,6 +18,9 @@ use super::{
 /// How long a ticket nobody uses (or whose cable went down) is kept.
 const TICKET_TTL: Duration = Duration::from_secs(60);
 
+/// Tickets kept at once (announced, in use, or recently used).
+const MAX_TICKETS: usize = 1024;
+
 /// Longest wait in the receive loop (timers are checked at least this often).
 const TICK: Duration = Duration::from_millis(20);
 
@@ -82,6 +85,18 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
                 listener.serve(allow, groups_of, move |t, uid| {
                     let now = clock.now();
                     let mut s = lock(&shared);
+                    // cable ids are random: a known one is somebody else's
+                    // cable, which must not be re-keyed by another ticket
+                    if s.tickets.contains_key(&t.key_id)
+                        || s.server.peer_by_key(&t.key_id).is_some()
+                    {
+                        return Err(format!("cable id {} is already in use", id_hex(&t.key_id)));
+                    }
+                    if s.tickets.len() >= MAX_TICKETS {
+                        return Err(format!(
+                            "too many cables announced ({MAX_TICKETS}); try again later"
+                        ));
+                    }
                     s.server.add_ticket(t.key_id, t.psk(), now);
                     s.tickets.insert(t.key_id, now);
                     tracing::info!(
@@ -115,7 +130,6 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
                     let mut s = lock(&shared);
                     let (input, outs) = (&b.bufs[i][..b.lens[i].min(super::SLOT)], &mut b.outs);
                     let r = s.server.receive(input, from, now, &mut outs[i]);
-                    deadline = s.server.next_deadline();
                     if let Ok(ServerRecv::Frame(peer)) = r {
                         pending.push((peer, i));
                         continue;
@@ -126,9 +140,15 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
                     handle_recv(r, s, &sock, &b.outs[i], &shared, &local, clock)?;
                 }
                 flush(&mut pending, &shared, &b.outs);
+                // once per batch: the scan is over all cables
+                deadline = deadline.min(lock(&shared).server.next_deadline());
             }
             Err(e) if idle(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                // ENOBUFS, ENOMEM and the like pass; the cable goes on
+                tracing::warn!("receiving on UDP port {}: {e}", opts.port);
+                std::thread::sleep(TICK);
+            }
         }
         let now = clock.now();
         if now >= deadline {
@@ -250,10 +270,16 @@ fn cable_up(
         Ok(l) => Arc::from(l),
         Err(e) => {
             tracing::error!(
-                "cable {} from {addr}: cannot attach to switch {}: {e}",
+                "cable {} from {addr}: cannot attach to switch {}: {e}; closing the cable",
                 id_hex(&key_id),
                 local.name()
             );
+            // no port, no cable: the client is told and tries again
+            let mut out = Vec::new();
+            let to = lock(shared).server.close_peer(peer, clock.now(), &mut out);
+            if let Some(to) = to {
+                let _ = sock.send_to(&out, to);
+            }
             return;
         }
     };
@@ -309,7 +335,15 @@ fn pump(
             }
             let now = clock.now();
             for i in 0..k {
-                let frame = &b.bufs[i][..b.lens[i].min(super::SLOT)];
+                if b.lens[i] > super::MAX_FRAME {
+                    tracing::debug!(
+                        "dropped a {}-byte frame (longer than {})",
+                        b.lens[i],
+                        super::MAX_FRAME
+                    );
+                    continue;
+                }
+                let frame = &b.bufs[i][..b.lens[i]];
                 if let Ok(a) = s.server.seal(peer, frame, now, &mut b.outs[i]) {
                     to = Some(a);
                     idx[m] = i;

@@ -84,7 +84,17 @@ pub fn exchange(opts: &SshOptions, port: u16) -> Result<(Ticket, String), SshErr
         .enable_all()
         .build()
         .map_err(|e| SshError::Local(format!("cannot start the ssh runtime: {e}")))?;
-    let answer = rt.block_on(run(opts, port, &ticket))?;
+    // bounded: a stuck ssh must not hold the cable's thread for ever
+    let limit = opts.connect_timeout * 3;
+    let answer = rt
+        .block_on(async { tokio::time::timeout(limit, run(opts, port, &ticket)).await })
+        .map_err(|_| {
+            SshError::Ssh(format!(
+                "{}: no answer within {} s",
+                opts.dest,
+                limit.as_secs()
+            ))
+        })??;
     Ok((ticket, answer))
 }
 
@@ -92,6 +102,7 @@ async fn run(opts: &SshOptions, port: u16, ticket: &Ticket) -> Result<String, Ss
     let mut b = SessionBuilder::default();
     b.known_hosts_check(KnownHosts::Strict)
         .connect_timeout(opts.connect_timeout)
+        .server_alive_interval(Duration::from_secs(5))
         .control_directory(std::env::temp_dir());
     if let Some(f) = &opts.config_file {
         b.config_file(f);

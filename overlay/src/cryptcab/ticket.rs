@@ -24,13 +24,13 @@
 //! per-session keys with fresh X25519 ephemerals (see vde-crypto), and it
 //! is never written to disk.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vde_crypto::{KeyId, Psk};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::sys;
 
@@ -135,16 +135,54 @@ impl Ticket {
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes.
-fn read_line(r: impl Read) -> io::Result<String> {
-    let mut line = String::new();
-    BufReader::new(r.take(MAX_LINE as u64)).read_line(&mut line)?;
-    if !line.ends_with('\n') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no complete line (too long, or the other side closed)",
-        ));
+fn read_line(r: impl Read) -> io::Result<Zeroizing<String>> {
+    read_line_until(r, None)
+}
+
+/// Sets a socket's receive timeout.
+type SetTimeout<'a> = dyn Fn(Duration) -> io::Result<()> + 'a;
+
+/// Reads one line of at most [`MAX_LINE`] bytes, byte by byte so nothing
+/// past the newline is taken, into buffers that are wiped when dropped.
+/// With a deadline (a socket and its timeout setter), the whole line must
+/// arrive by then, however slowly the bytes trickle in.
+fn read_line_until(
+    mut r: impl Read,
+    mut deadline: Option<(Instant, &SetTimeout<'_>)>,
+) -> io::Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new([0u8; MAX_LINE]);
+    let mut n = 0;
+    loop {
+        if let Some((end, set_timeout)) = deadline.as_mut() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            set_timeout(left)?;
+        }
+        if n == MAX_LINE {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+        match r.read(&mut buf[n..n + 1]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "no complete line (the other side closed)",
+                ))
+            }
+            Ok(_) => {
+                n += 1;
+                if buf[n - 1] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(line)
+    let text = std::str::from_utf8(&buf[..n])
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not text"))?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 /// Who may hand tickets to a server.
@@ -210,14 +248,14 @@ impl TicketListener {
                     "uid {uid} may not attach cables to this server \
                      (see --allow-user/--allow-group)"
                 )),
-                Ok((uid, _)) => match read_line(&mut conn) {
-                    Err(e) => Err(format!("bad ticket: {e}")),
-                    Ok(mut line) => {
-                        let t = Ticket::parse(&line);
-                        line.zeroize();
-                        t.and_then(|t| accept(t, uid))
+                Ok((uid, _)) => {
+                    let c = &conn;
+                    let set = |d: Duration| c.set_read_timeout(Some(d));
+                    match read_line_until(c, Some((Instant::now() + IO_TIMEOUT, &set))) {
+                        Err(e) => Err(format!("bad ticket: {e}")),
+                        Ok(line) => Ticket::parse(&line).and_then(|t| accept(t, uid)),
                     }
-                },
+                }
             };
             let text = match reply {
                 Ok(t) => format!("OK {t}\n"),
@@ -234,7 +272,7 @@ impl TicketListener {
 /// The helper's end (`vde_cryptcab --ticket -p PORT`, run by ssh): passes
 /// one ticket line from `input` to the server and returns its answer.
 pub fn hand_over(port: u16, input: impl Read) -> Result<String, String> {
-    let mut line = read_line(input).map_err(|e| format!("reading the ticket: {e}"))?;
+    let line = read_line(input).map_err(|e| format!("reading the ticket: {e}"))?;
     let result = (|| {
         Ticket::parse(&line)?;
         let mut conn = UnixStream::connect_addr(&abstract_addr(port).map_err(|e| e.to_string())?)
@@ -265,7 +303,7 @@ pub fn hand_over(port: u16, input: impl Read) -> Result<String, String> {
         })?;
         Ok(reply.trim_end().to_string())
     })();
-    line.zeroize();
+    drop(line); // wiped
     let reply = result?;
     match reply.split_once(' ') {
         Some(("OK", text)) => Ok(text.to_string()),
@@ -305,6 +343,27 @@ mod tests {
             assert!(e.contains(why), "{bad:?}: {e}");
         }
         assert!(Ticket::parse(&good.replace('a', "g")).is_err() || !good.contains('a'));
+    }
+
+    #[test]
+    fn a_trickling_line_meets_the_deadline() {
+        struct Slow;
+        impl Read for Slow {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(10));
+                b[0] = b'x';
+                Ok(1)
+            }
+        }
+        let noop = |_: Duration| Ok(());
+        let t = Instant::now();
+        let e = read_line_until(Slow, Some((t + Duration::from_millis(50), &noop))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // without a deadline the length bound ends it
+        let e = read_line(Slow).unwrap_err();
+        assert!(e.to_string().contains("too long"), "{e}");
+        assert_eq!(&*read_line(&b"ab\ncd\n"[..]).unwrap(), "ab\n");
     }
 
     #[test]
