@@ -42,8 +42,11 @@ pub enum ClientEvent {
     /// Edge event: the cable came up. Not produced by `poll` in this version:
     /// the cable comes up inside `receive`, which reports [`ClientRecv::Up`].
     Up,
-    /// Edge event: nothing authenticated arrived for `dead_after`; the keys
-    /// are dropped and the client goes back to handshaking.
+    /// Edge event: nothing authenticated arrived for `dead_after`, or the
+    /// current keypair reached `reject_after_time` (rekeys kept failing;
+    /// [`Client::seal`] then fails with [`Drop::KeyExpired`] until a
+    /// handshake completes). The keys are dropped and the client goes back
+    /// to handshaking.
     Down,
 }
 
@@ -73,6 +76,9 @@ pub struct Client {
     current: Option<Keypair>,
     previous: Option<(Keypair, Duration)>,
     up: bool,
+    /// The cable went down because its keypair reached `reject_after_time`
+    /// (and no handshake completed since).
+    expired: bool,
     closed: bool,
     /// A confirming KEEPALIVE is owed to the server.
     confirm_owed: bool,
@@ -122,6 +128,7 @@ impl Client {
             current: None,
             previous: None,
             up: false,
+            expired: false,
             closed: false,
             confirm_owed: false,
             last_recv: now,
@@ -223,9 +230,13 @@ impl Client {
         self.confirm_owed = true;
         self.last_recv = now;
         let old = self.current.replace(keypair);
+        self.expired = false;
         if self.up {
             if let Some(old) = old {
-                self.previous = Some((old, after(now, self.config.old_key_keep)));
+                // Kept for `old_key_keep`, but never past its hard lifetime.
+                let expires = after(now, self.config.old_key_keep)
+                    .min(old.expires_at(self.config.reject_after_time));
+                self.previous = Some((old, expires));
             }
             self.stats.rekeys += 1;
             Ok(ClientRecv::Rekeyed)
@@ -254,6 +265,10 @@ impl Client {
             self.previous.as_mut().map(|(kp, _)| kp)
         }
         .ok_or(Drop::UnknownIndex)?;
+        // (A previous keypair's `expires` already includes its lifetime.)
+        if on_current && kp.expired(now, self.config.reject_after_time) {
+            return Err(Drop::KeyExpired);
+        }
         kp.open(datagram, t.counter, out)?;
         self.last_recv = now;
         if on_current {
@@ -274,6 +289,7 @@ impl Client {
     /// Drops all keys and marks the cable down.
     fn go_down(&mut self) {
         self.up = false;
+        self.expired = false;
         self.current = None;
         self.previous = None;
         self.confirm_owed = false;
@@ -281,13 +297,26 @@ impl Client {
     }
 
     /// Encrypts `frame` into `out` (cleared first) as a DATA packet for the
-    /// server. `Err(Drop::NotUp)` when the cable is not up.
+    /// server. `Err(Drop::NotUp)` when the cable is not up;
+    /// `Err(Drop::KeyExpired)` when the current keypair reached
+    /// `reject_after_time`, and after that while the cable is down because
+    /// of it (until a handshake completes).
     pub fn seal(&mut self, frame: &[u8], now: Duration, out: &mut Vec<u8>) -> Result<(), Drop> {
         out.clear();
-        if !self.up || self.closed {
+        if self.closed {
             return Err(Drop::NotUp);
         }
+        if !self.up {
+            return Err(if self.expired {
+                Drop::KeyExpired
+            } else {
+                Drop::NotUp
+            });
+        }
         let kp = self.current.as_mut().ok_or(Drop::NotUp)?;
+        if kp.expired(now, self.config.reject_after_time) {
+            return Err(Drop::KeyExpired);
+        }
         kp.seal(TYPE_DATA, frame, out)?;
         self.sent(now, out.len());
         self.bytes_current = self.bytes_current.saturating_add(out.len() as u64);
@@ -311,6 +340,20 @@ impl Client {
             if now >= *expires {
                 self.previous = None;
             }
+        }
+        let reject_after = self.config.reject_after_time;
+        if self.up
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|kp| kp.expired(now, reject_after))
+        {
+            // Rekeys kept failing: the keypair must not be used any more.
+            // Down as if dead; handshakes go on (an attempt in flight too).
+            self.go_down();
+            self.expired = true;
+            self.retry_at = now;
+            return Some(ClientEvent::Down);
         }
         if self.confirm_owed && self.up {
             if self.send_keepalive(now, out) {
@@ -350,7 +393,9 @@ impl Client {
         let Some(kp) = self.current.as_mut() else {
             return false;
         };
-        if kp.seal(TYPE_KEEPALIVE, &[], out).is_err() {
+        if kp.expired(now, self.config.reject_after_time)
+            || kp.seal(TYPE_KEEPALIVE, &[], out).is_err()
+        {
             return false;
         }
         self.sent(now, out.len());
@@ -438,6 +483,9 @@ impl Client {
             d = d
                 .min(after(self.last_recv, self.config.dead_after))
                 .min(after(self.last_sent, self.config.keepalive_interval));
+            if let Some(kp) = &self.current {
+                d = d.min(kp.expires_at(self.config.reject_after_time));
+            }
         }
         if let Some((_, expires)) = &self.previous {
             d = d.min(*expires);
@@ -464,7 +512,8 @@ impl Client {
         let mut wrote = false;
         if self.up {
             if let Some(kp) = self.current.as_mut() {
-                wrote = kp.seal(TYPE_CLOSE, &[], out).is_ok();
+                wrote = !kp.expired(now, self.config.reject_after_time)
+                    && kp.seal(TYPE_CLOSE, &[], out).is_ok();
             }
         }
         if wrote {

@@ -262,6 +262,10 @@ fn suite_ids_names_and_sets() {
 
     assert_eq!(Config::default().suite, Suite::preferred());
     assert_eq!(Config::default().accept, Suites::ALL);
+    assert_eq!(
+        Config::default().reject_after_time,
+        3 * Config::default().rekey_after_time
+    );
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     assert_eq!(
         Suite::preferred() == Suite::Aes256Gcm,
@@ -278,6 +282,8 @@ fn drop_reasons_are_indexed_by_declaration_order() {
     }
     assert!(Drop::ALL.contains(&Drop::BadSuite));
     assert_eq!(Drop::BadSuite.to_string(), "suite not offered/accepted");
+    assert!(Drop::ALL.contains(&Drop::KeyExpired));
+    assert_eq!(Drop::KeyExpired.to_string(), "keypair expired");
     let mut stats = crate::Stats::default();
     stats.dropped(Drop::BadSuite);
     assert_eq!(stats.count(Drop::BadSuite), 1);

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::replay::ReplayWindow;
 use crate::wire::{self, HEADER_LEN, MAC_LEN, REJECT_AFTER_MESSAGES, TAG_LEN};
-use crate::{Drop, Psk, Suite, PROTOCOL};
+use crate::{after, Drop, Psk, Suite, PROTOCOL};
 
 /// An HKDF output length.
 pub(crate) struct Len(pub usize);
@@ -223,7 +223,10 @@ pub(crate) struct Keypair {
     pub remote_index: u32,
     send_counter: u64,
     replay: ReplayWindow,
-    /// When this keypair was made.
+    /// When this keypair became current (client: when its handshake
+    /// completed; server: made when the INIT was answered, then reset when
+    /// the handshake is confirmed). Its age for `rekey_after_time` and
+    /// `reject_after_time` counts from here.
     pub created: Duration,
 }
 
@@ -246,6 +249,17 @@ impl Keypair {
             replay: ReplayWindow::new(),
             created,
         }
+    }
+
+    /// When this keypair stops sealing and opening: `created +
+    /// reject_after`.
+    pub(crate) fn expires_at(&self, reject_after: Duration) -> Duration {
+        after(self.created, reject_after)
+    }
+
+    /// Whether this keypair is past its hard lifetime at `now`.
+    pub(crate) fn expired(&self, now: Duration, reject_after: Duration) -> bool {
+        now >= self.expires_at(reject_after)
     }
 
     /// The next counter to be used for sending.

@@ -150,10 +150,22 @@
 //! old keypair keeps working meanwhile, and after the switch it stays valid
 //! for receiving during `old_key_keep`. Both ends send a KEEPALIVE when they
 //! have sent nothing for `keepalive_interval` while up, and declare the other
-//! end down when nothing authenticated arrived for `dead_after`. A client
-//! whose cable is down retries INIT every `handshake_retry`, each time with a
-//! fresh ephemeral key and timestamp, and counts failed attempts so that its
-//! IO shell can refresh the PSK ([`Client::failed_attempts`],
+//! end down when nothing authenticated arrived for `dead_after`.
+//!
+//! A keypair also has a hard lifetime, `reject_after_time` (by default three
+//! times the default `rekey_after_time`), counted from when it became
+//! current (client: the RESP that completed its handshake; server: the
+//! packet that confirmed it). Past it neither end seals with it nor accepts
+//! packets under it ([`Drop::KeyExpired`]), and a previous keypair is
+//! forgotten then at the latest, even within `old_key_keep`. This bounds the
+//! life of every key when rekeys keep failing: when the current keypair
+//! expires the client declares the cable down ([`ClientEvent::Down`]) and
+//! goes back to handshaking, and the server removes the peer
+//! ([`ServerEvent::PeerDown`]), exactly as if it had died.
+//!
+//! A client whose cable is down retries INIT every `handshake_retry`, each
+//! time with a fresh ephemeral key and timestamp, and counts failed attempts
+//! so that its IO shell can refresh the PSK ([`Client::failed_attempts`],
 //! [`Client::set_key`]). The server forgets unconfirmed handshakes after
 //! `pending_timeout`, holds at most `max_pending` of them and at most
 //! `max_peers` peers, and removes a peer at once on CLOSE.
@@ -442,6 +454,16 @@ pub struct Config {
     pub handshake_retry: Duration,
     /// Client: start a rekey when the current keypair is this old.
     pub rekey_after_time: Duration,
+    /// Both ends: hard lifetime of a keypair, counted from when it became
+    /// current. Past it the keypair neither seals nor opens
+    /// ([`Drop::KeyExpired`]); if it is the current one, the client declares
+    /// the cable down ([`ClientEvent::Down`]) and handshakes again, and the
+    /// server removes the peer ([`ServerEvent::PeerDown`]). A previous
+    /// keypair is forgotten at this age even within `old_key_keep`. Keep it
+    /// well above `rekey_after_time` (default: 3 × the default
+    /// `rekey_after_time`, 360 s), so that several rekey attempts fit
+    /// before it.
+    pub reject_after_time: Duration,
     /// Client: start a rekey after this many bytes (both directions) under
     /// the current keypair.
     pub rekey_after_bytes: u64,
@@ -465,6 +487,7 @@ impl Default for Config {
             dead_after: Duration::from_secs(1),
             handshake_retry: Duration::from_millis(500),
             rekey_after_time: Duration::from_secs(120),
+            reject_after_time: Duration::from_secs(360),
             rekey_after_bytes: 1 << 30,
             old_key_keep: Duration::from_secs(5),
             pending_timeout: Duration::from_secs(5),
@@ -511,13 +534,17 @@ pub enum Drop {
     NotUp,
     /// The keypair reached [`REJECT_AFTER_MESSAGES`].
     KeyExhausted,
+    /// The keypair is older than [`Config::reject_after_time`] (for a
+    /// client's `seal`: also while the cable is down because its keypair
+    /// expired, until a handshake completes).
+    KeyExpired,
     /// The random number generator or a primitive failed.
     Internal,
 }
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 17] = [
+    pub const ALL: [Drop; 18] = [
         Drop::TooShort,
         Drop::BadType,
         Drop::BadReserved,
@@ -534,6 +561,7 @@ impl Drop {
         Drop::BadKey,
         Drop::NotUp,
         Drop::KeyExhausted,
+        Drop::KeyExpired,
         Drop::Internal,
     ];
 
@@ -556,6 +584,7 @@ impl Drop {
             Drop::BadKey => "bad ephemeral key",
             Drop::NotUp => "not up",
             Drop::KeyExhausted => "keypair exhausted",
+            Drop::KeyExpired => "keypair expired",
             Drop::Internal => "internal failure",
         }
     }

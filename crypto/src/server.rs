@@ -92,8 +92,9 @@ impl ServerRecv {
 pub enum ServerEvent {
     /// `out` holds a KEEPALIVE to send to this address.
     Send(SocketAddr),
-    /// Nothing authenticated came from the peer for `dead_after`: it was
-    /// removed.
+    /// Nothing authenticated came from the peer for `dead_after`, or its
+    /// current keypair reached `reject_after_time` (the client's rekeys kept
+    /// failing): it was removed.
     PeerDown(PeerId),
 }
 
@@ -180,8 +181,9 @@ impl Server {
     }
 
     /// Ticket mode: forgets the PSK of `key_id` and its unconfirmed
-    /// handshake. An existing peer keeps its session until it closes or
-    /// dies.
+    /// handshake. An existing peer keeps its session until it closes, dies
+    /// or its keypair reaches `reject_after_time` (no rekey can succeed
+    /// without the ticket).
     pub fn remove_ticket(&mut self, key_id: &KeyId) {
         if let Keys::Tickets(table) = &mut self.keys {
             table.remove(key_id);
@@ -370,8 +372,12 @@ impl Server {
         let id = *self.index.get(&t.receiver).ok_or(Drop::UnknownIndex)?;
         let peer = self.peers.get_mut(&id).ok_or(Drop::UnknownIndex)?;
         let kp = if peer.current.local_index == t.receiver {
+            if peer.current.expired(now, self.config.reject_after_time) {
+                return Err(Drop::KeyExpired);
+            }
             &mut peer.current
         } else {
+            // (`expires` already includes the keypair's lifetime.)
             match &mut peer.previous {
                 Some((kp, expires)) if kp.local_index == t.receiver && now < *expires => kp,
                 _ => return Err(Drop::UnknownIndex),
@@ -423,13 +429,19 @@ impl Server {
         }
         let frame = ty == TYPE_DATA;
         self.stats.handshakes_completed += 1;
+        let mut keypair = pending.keypair;
+        // Its lifetime counts from now, when it becomes current.
+        keypair.created = now;
         if let Some(id) = existing {
             if let Some(peer) = self.peers.get_mut(&id) {
-                let old = core::mem::replace(&mut peer.current, pending.keypair);
+                let old = core::mem::replace(&mut peer.current, keypair);
                 if let Some((prev, _)) = peer.previous.take() {
                     self.index.remove(&prev.local_index);
                 }
-                peer.previous = Some((old, after(now, self.config.old_key_keep)));
+                // Kept for `old_key_keep`, but never past its hard lifetime.
+                let expires = after(now, self.config.old_key_keep)
+                    .min(old.expires_at(self.config.reject_after_time));
+                peer.previous = Some((old, expires));
                 peer.addr = from;
                 peer.last_recv = now;
                 self.index.insert(index, id);
@@ -453,7 +465,7 @@ impl Server {
             Peer {
                 key_id,
                 addr: from,
-                current: pending.keypair,
+                current: keypair,
                 previous: None,
                 last_recv: now,
                 last_sent: now,
@@ -481,7 +493,9 @@ impl Server {
     }
 
     /// Encrypts `frame` for `peer` into `out` (cleared first); returns the
-    /// address to send it to. `Err(Drop::NotUp)` for an unknown peer.
+    /// address to send it to. `Err(Drop::NotUp)` for an unknown peer,
+    /// `Err(Drop::KeyExpired)` when its keypair reached `reject_after_time`
+    /// (the next `poll` removes it).
     pub fn seal(
         &mut self,
         peer: PeerId,
@@ -491,6 +505,9 @@ impl Server {
     ) -> Result<SocketAddr, Drop> {
         out.clear();
         let p = self.peers.get_mut(&peer).ok_or(Drop::NotUp)?;
+        if p.current.expired(now, self.config.reject_after_time) {
+            return Err(Drop::KeyExpired);
+        }
         p.current.seal(TYPE_DATA, frame, out)?;
         p.last_sent = now;
         self.stats.sent(out.len());
@@ -509,7 +526,8 @@ impl Server {
         out.clear();
         let p = self.peers.get_mut(&peer)?;
         let addr = p.addr;
-        let sealed = p.current.seal(TYPE_CLOSE, &[], out).is_ok();
+        let sealed = !p.current.expired(now, self.config.reject_after_time)
+            && p.current.seal(TYPE_CLOSE, &[], out).is_ok();
         p.last_sent = now;
         self.remove_peer(peer);
         if sealed {
@@ -535,7 +553,9 @@ impl Server {
                 // Whether or not sealing works, do not retry before the
                 // next interval.
                 peer.last_sent = now;
-                if peer.current.seal(TYPE_KEEPALIVE, &[], out).is_ok() {
+                if !peer.current.expired(now, self.config.reject_after_time)
+                    && peer.current.seal(TYPE_KEEPALIVE, &[], out).is_ok()
+                {
                     self.stats.sent(out.len());
                     return Some(ServerEvent::Send(peer.addr));
                 }
@@ -567,7 +587,9 @@ impl Server {
                     peer.previous = None;
                 }
             }
-            if now >= after(peer.last_recv, self.config.dead_after) {
+            if now >= after(peer.last_recv, self.config.dead_after)
+                || peer.current.expired(now, self.config.reject_after_time)
+            {
                 dead.push(id);
             } else if now >= after(peer.last_sent, self.config.keepalive_interval) {
                 self.keepalive_queue.push_back(id);
@@ -592,7 +614,8 @@ impl Server {
         for peer in self.peers.values() {
             d = d
                 .min(after(peer.last_recv, self.config.dead_after))
-                .min(after(peer.last_sent, self.config.keepalive_interval));
+                .min(after(peer.last_sent, self.config.keepalive_interval))
+                .min(peer.current.expires_at(self.config.reject_after_time));
             if let Some((_, expires)) = &peer.previous {
                 d = d.min(*expires);
             }

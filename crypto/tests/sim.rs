@@ -529,3 +529,272 @@ fn pending_handshakes_expire() {
     assert_eq!(net.server.pending_handshakes(), 0);
     assert_eq!(net.server.next_deadline(), Duration::MAX);
 }
+
+/// When the client's and the server's first keypair became current.
+fn up_times(net: &Net) -> (Duration, Duration) {
+    let client = net
+        .log
+        .iter()
+        .find(|(_, e)| *e == Ev::ClientRecv(ClientRecv::Up))
+        .unwrap()
+        .0;
+    let server = net
+        .log
+        .iter()
+        .find(|(_, e)| {
+            matches!(
+                e,
+                Ev::ServerRecv(ServerRecv::PeerUp(..) | ServerRecv::PeerUpFrame(..))
+            )
+        })
+        .unwrap()
+        .0;
+    (client, server)
+}
+
+/// Brings the cable up, makes rekeys impossible with `block`, and checks that
+/// both ends drop the keypair at `reject_after_time`, then that the client
+/// keeps handshaking and comes back once `unblock` lets it.
+fn expiry_test(
+    config: Config,
+    mut net: Net,
+    block: impl FnOnce(&mut Net),
+    unblock: impl FnOnce(&mut Net),
+) {
+    net.run_until(Duration::from_millis(10), up);
+    let peer = net.only_peer();
+    let (client_up, server_up) = up_times(&net);
+    // Zero latency: the confirming KEEPALIVE arrives in the same step.
+    assert_eq!(client_up, server_up);
+    let expiry = client_up + config.reject_after_time;
+    block(&mut net);
+
+    // Traffic flows under the first keypair while every rekey fails.
+    let mut sent = 0;
+    while net.now < expiry - MS {
+        if (net.now - client_up).as_millis().is_multiple_of(100) {
+            net.client_send(b"c");
+            net.server_send(b"s");
+            sent += 1;
+        }
+        net.step();
+    }
+    assert!(up(&net));
+    assert_eq!(net.only_peer(), peer);
+    assert_eq!(net.server_frames.len(), sent);
+    assert_eq!(net.client_frames.len(), sent);
+    assert_eq!(net.client.stats().rekeys, 0);
+    assert_eq!(net.client.stats().handshakes_completed, 1);
+    assert!(net.client.failed_attempts() > 0, "rekeys were attempted");
+    assert_eq!(net.count(&Ev::Client(ClientEvent::Down)), 0);
+    assert_eq!(net.count(&Ev::Server(ServerEvent::PeerDown(peer))), 0);
+    // The expiry is a deadline of both ends.
+    assert!(net.client.next_deadline() <= expiry);
+    assert!(net.server.next_deadline() <= expiry);
+
+    // Sealed 1 ms before the expiry, delivered at it: dropped.
+    let (mut late_c, mut late_s) = (Vec::new(), Vec::new());
+    net.client.seal(b"late", net.now, &mut late_c).unwrap();
+    net.server
+        .seal(peer, b"late", net.now, &mut late_s)
+        .unwrap();
+    net.step();
+    assert_eq!(net.now, expiry);
+    assert!(up(&net), "nothing expires before reject_after_time");
+    let (now, addr) = (net.now, net.addr);
+    let mut out = Vec::new();
+    assert_eq!(net.client.seal(b"x", now, &mut out), Err(Drop::KeyExpired));
+    assert!(out.is_empty());
+    assert_eq!(
+        net.server.seal(peer, b"x", now, &mut out),
+        Err(Drop::KeyExpired)
+    );
+    assert!(out.is_empty());
+    assert_eq!(
+        net.client.receive(&late_s, now, &mut out),
+        Err(Drop::KeyExpired)
+    );
+    assert_eq!(
+        net.server.receive(&late_c, addr, now, &mut out),
+        Err(Drop::KeyExpired)
+    );
+    assert_eq!(net.client.stats().count(Drop::KeyExpired), 1);
+    assert_eq!(net.server.stats().count(Drop::KeyExpired), 1);
+    assert!(net.client.next_deadline() <= expiry);
+    assert!(net.server.next_deadline() <= expiry);
+
+    // Both ends go down exactly at the expiry.
+    net.step();
+    let down = |e: Ev| net.log.iter().find(|(_, x)| *x == e).map(|(t, _)| *t);
+    assert_eq!(down(Ev::Client(ClientEvent::Down)), Some(expiry));
+    assert_eq!(down(Ev::Server(ServerEvent::PeerDown(peer))), Some(expiry));
+    assert!(!net.client.is_up());
+    assert_eq!(net.server.peers().count(), 0);
+    assert_eq!(net.client.suite(), None);
+    assert_eq!(
+        net.client.seal(b"x", net.now, &mut out),
+        Err(Drop::KeyExpired)
+    );
+    assert_eq!(
+        net.server.seal(peer, b"x", net.now, &mut out),
+        Err(Drop::NotUp)
+    );
+
+    // The client keeps handshaking, every handshake_retry, and seal keeps
+    // saying why.
+    net.run(Duration::from_secs(2));
+    let inits: Vec<Duration> = net
+        .events_since(expiry)
+        .filter(|(_, e)| *e == Ev::Client(ClientEvent::Send))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(inits.len() >= 4, "{inits:?}");
+    for w in inits.windows(2) {
+        assert_eq!(w[1] - w[0], config.handshake_retry);
+    }
+    assert_eq!(
+        net.client.seal(b"x", net.now, &mut out),
+        Err(Drop::KeyExpired)
+    );
+    assert_eq!(net.count(&Ev::Client(ClientEvent::Down)), 1);
+
+    // Rekeys possible again: up within one retry interval, with new keys.
+    unblock(&mut net);
+    let took = net.run_until(Duration::from_secs(2), up);
+    assert!(took <= config.handshake_retry + MS, "{took:?}");
+    assert_ne!(net.only_peer(), peer);
+    net.client_send(b"fresh");
+    net.server_send(b"fresh too");
+    net.step();
+    assert_eq!(net.server_frames.last().unwrap().1, b"fresh");
+    assert_eq!(net.client_frames.last().unwrap(), b"fresh too");
+}
+
+#[test]
+fn keypair_expires_when_the_server_lost_the_ticket() {
+    let config = Config {
+        rekey_after_time: Duration::from_secs(3),
+        reject_after_time: Duration::from_secs(9),
+        ..Config::default()
+    };
+    let mut net = Net::new(config.clone(), KeySource::Tickets);
+    net.server.add_ticket(KEY_ID, psk(), net.now);
+    expiry_test(
+        config,
+        net,
+        |net| net.server.remove_ticket(&KEY_ID),
+        |net| {
+            let now = net.now;
+            net.server.add_ticket(KEY_ID, psk(), now)
+        },
+    );
+}
+
+#[test]
+fn keypair_expires_at_the_default_limit_when_inits_are_lost() {
+    let config = Config::default();
+    assert_eq!(config.reject_after_time, 3 * config.rekey_after_time);
+    assert_eq!(config.reject_after_time, Duration::from_secs(360));
+    let net = Net::psk_mode(config.clone());
+    expiry_test(
+        config,
+        net,
+        |net| net.drop_inits = true,
+        |net| net.drop_inits = false,
+    );
+}
+
+#[test]
+fn working_rekeys_never_reach_the_limit() {
+    for config in [
+        Config {
+            rekey_after_time: Duration::from_secs(3),
+            reject_after_time: Duration::from_secs(9),
+            ..Config::default()
+        },
+        Config::default(),
+    ] {
+        let mut net = Net::psk_mode(config.clone());
+        net.run_until(Duration::from_millis(10), up);
+        let peer = net.only_peer();
+        let start = net.now;
+        let mut sent = 0;
+        while net.now < start + 10 * config.rekey_after_time {
+            if (net.now - start).as_millis().is_multiple_of(50) {
+                // `client_send` and `server_send` unwrap: seal never fails.
+                net.client_send(b"c");
+                net.server_send(b"s");
+                sent += 1;
+            }
+            net.step();
+        }
+        assert!(up(&net));
+        assert_eq!(net.only_peer(), peer);
+        assert_eq!(net.server_frames.len(), sent);
+        assert_eq!(net.client_frames.len(), sent);
+        assert!(net.client.stats().rekeys >= 9, "{:?}", net.client.stats());
+        assert_eq!(net.server.stats().rekeys, net.client.stats().rekeys);
+        assert_eq!(net.count(&Ev::Client(ClientEvent::Down)), 0);
+        assert_eq!(net.count(&Ev::Server(ServerEvent::PeerDown(peer))), 0);
+        assert_eq!(net.client.stats().dropped_total(), 0);
+        assert_eq!(net.server.stats().dropped_total(), 0);
+        assert_eq!(net.client.failed_attempts(), 0);
+    }
+}
+
+#[test]
+fn previous_keypair_does_not_outlive_reject_after_time() {
+    // old_key_keep would keep the first keypair until 3 + 5 s; its
+    // lifetime ends at 4 s.
+    let config = Config {
+        rekey_after_time: Duration::from_secs(3),
+        reject_after_time: Duration::from_secs(4),
+        old_key_keep: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let mut net = Net::psk_mode(config.clone());
+    net.run_until(Duration::from_millis(10), up);
+    let peer = net.only_peer();
+    let (client_up, _) = up_times(&net);
+    let mut old_c = Vec::new();
+    let mut old_s = Vec::new();
+    for i in 0..2u8 {
+        let mut d = Vec::new();
+        net.client.seal(&[b'c', i], net.now, &mut d).unwrap();
+        old_c.push(d);
+        let mut d = Vec::new();
+        net.server.seal(peer, &[b's', i], net.now, &mut d).unwrap();
+        old_s.push(d);
+    }
+    let expiry = client_up + config.reject_after_time;
+    while net.now < expiry - MS {
+        net.step();
+    }
+    assert_eq!(net.server.stats().rekeys, 1);
+    let (now, addr) = (net.now, net.addr);
+    let mut out = Vec::new();
+    assert_eq!(
+        net.server.receive(&old_c[0], addr, now, &mut out),
+        Ok(ServerRecv::Frame(peer))
+    );
+    assert_eq!(
+        net.client.receive(&old_s[0], now, &mut out),
+        Ok(ClientRecv::Frame)
+    );
+    net.step();
+    let now = net.now;
+    assert_eq!(now, expiry);
+    assert_eq!(
+        net.server.receive(&old_c[1], addr, now, &mut out),
+        Err(Drop::UnknownIndex)
+    );
+    assert_eq!(
+        net.client.receive(&old_s[1], now, &mut out),
+        Err(Drop::UnknownIndex)
+    );
+    // The current keypair is young: the cable stays up.
+    net.run(Duration::from_secs(1));
+    assert!(up(&net));
+    assert_eq!(net.only_peer(), peer);
+    assert_eq!(net.count(&Ev::Client(ClientEvent::Down)), 0);
+}

@@ -73,6 +73,9 @@ pub struct Net {
     pub addr: SocketAddr,
     /// When false, every datagram is lost.
     pub link: bool,
+    /// When true, every INIT is lost (transport packets still pass): no
+    /// handshake, hence no rekey, can complete.
+    pub drop_inits: bool,
     to_server: VecDeque<Vec<u8>>,
     to_client: VecDeque<Vec<u8>>,
     pub log: Vec<(Duration, Ev)>,
@@ -90,6 +93,7 @@ impl Net {
             server: Server::new(config, keys),
             addr: client_addr(),
             link: true,
+            drop_inits: false,
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             log: Vec::new(),
@@ -105,7 +109,7 @@ impl Net {
     }
 
     pub fn send_to_server(&mut self, d: Vec<u8>) {
-        if self.link {
+        if self.link && !(self.drop_inits && d.first() == Some(&0x01)) {
             self.to_server.push_back(d);
         }
     }
