@@ -149,6 +149,8 @@ fn config(args: &Args) -> Result<Config> {
         dead_after: dead,
         keepalive_interval: dead / 4,
         rekey_after_time: Duration::from_secs_f64(args.rekey_after),
+        // a keypair that could not be replaced is dropped after this
+        reject_after_time: Duration::from_secs_f64(args.rekey_after * 3.0),
         ..Config::default()
     })
 }
