@@ -296,49 +296,80 @@ impl Drop for Sshd {
     }
 }
 
-fn ssh_client_args<'a>(
-    sw: &'a str,
-    lport: &'a str,
-    conn: &'a str,
-    config: &'a str,
-) -> Vec<&'a str> {
-    vec![
-        "-s",
-        sw,
-        "-p",
-        lport,
-        "-c",
-        conn,
-        "--ssh-config",
-        config,
-        "--remote-cmd",
-        CRYPTCAB,
-    ]
+/// Two of our switches, a real sshd and a vde_cryptcab server (ssh mode)
+/// on switch b.
+struct SshLab {
+    dir: TempDir,
+    sshd: Sshd,
+    a: Switch,
+    b: Switch,
+    srv: Cab,
+    sport: String,
+}
+
+impl SshLab {
+    fn start(tag: &str) -> Option<SshLab> {
+        let dir = TempDir::new(tag);
+        let sshd = Sshd::start(&dir)?;
+        let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+        let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+        let sport = free_udp_port().to_string();
+        let srv = SshLab::server(&dir, &b, &sport, "srv");
+        Some(SshLab {
+            dir,
+            sshd,
+            a,
+            b,
+            srv,
+            sport,
+        })
+    }
+
+    fn server(dir: &TempDir, b: &Switch, sport: &str, name: &str) -> Cab {
+        let bs = b.ctl.display().to_string();
+        let srv = Cab::start(dir, name, &["-s", &bs, "-p", sport]);
+        assert!(
+            wait_for(5, || srv.log().contains("server on UDP port")),
+            "{}",
+            srv.log()
+        );
+        srv
+    }
+
+    /// A client on switch a using the ssh config `which`.
+    fn client(&self, which: &str) -> Cab {
+        let conn = format!("{}@127.0.0.1:{}", Sshd::user(), self.sport);
+        let lport = free_udp_port().to_string();
+        let as_ = self.a.ctl.display().to_string();
+        let config = self.sshd.config(which);
+        Cab::start(
+            &self.dir,
+            "cli",
+            &[
+                "-s",
+                &as_,
+                "-p",
+                &lport,
+                "-c",
+                &conn,
+                "--ssh-config",
+                &config,
+                "--remote-cmd",
+                CRYPTCAB,
+            ],
+        )
+    }
 }
 
 #[test]
 fn ssh_key_exchange_against_a_real_sshd() {
-    let dir = TempDir::new("cc-ssh");
-    let Some(sshd) = Sshd::start(&dir) else {
+    let Some(lab) = SshLab::start("cc-ssh") else {
         return;
     };
-    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
-    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
-    let sport = free_udp_port().to_string();
-    let bs = b.ctl.display().to_string();
-    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
+    let (a, b, srv, sshd) = (&lab.a, &lab.b, &lab.srv, &lab.sshd);
+    let cli = lab.client("ssh_config");
     assert!(
-        wait_for(5, || srv.log().contains("server on UDP port")),
-        "{}",
-        srv.log()
-    );
-    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
-    let lport = free_udp_port().to_string();
-    let as_ = a.ctl.display().to_string();
-    let good = sshd.config("ssh_config");
-    let cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &good));
-    assert!(
-        wait_for(15, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        wait_for(15, || cryptcab_ports(a) == 1 && cryptcab_ports(b) == 1),
         "client log:\n{}\nserver log:\n{}\nsshd log:\n{}",
         cli.log(),
         srv.log(),
@@ -371,29 +402,19 @@ fn ssh_key_exchange_against_a_real_sshd() {
 
 #[test]
 fn an_unauthorized_ssh_key_gets_no_cable() {
-    let dir = TempDir::new("cc-deny");
-    let Some(sshd) = Sshd::start(&dir) else {
+    let Some(lab) = SshLab::start("cc-deny") else {
         return;
     };
-    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
-    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
-    let sport = free_udp_port().to_string();
-    let bs = b.ctl.display().to_string();
-    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
-    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
-    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
-    let lport = free_udp_port().to_string();
-    let as_ = a.ctl.display().to_string();
-    let bad = sshd.config("ssh_config_stranger");
-    let mut cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &bad));
+    let (a, b, srv) = (&lab.a, &lab.b, &lab.srv);
+    let mut cli = lab.client("ssh_config_stranger");
     assert_eq!(cli.wait_exit(20), Some(253), "log: {}", cli.log());
     let log = cli.log();
     assert!(
         log.contains("ssh failed") && log.contains("Permission denied"),
         "the error says ssh refused the key: {log}"
     );
-    assert_eq!(cryptcab_ports(&b), 0);
-    assert_eq!(cryptcab_ports(&a), 0);
+    assert_eq!(cryptcab_ports(b), 0);
+    assert_eq!(cryptcab_ports(a), 0);
     assert!(!srv.log().contains("announced"), "{}", srv.log());
 }
 
@@ -667,33 +688,23 @@ fn a_silent_cable_goes_down_within_a_second_and_comes_back() {
 
 #[test]
 fn the_client_recovers_by_itself_when_the_server_restarts() {
-    let dir = TempDir::new("cc-restart");
-    let Some(sshd) = Sshd::start(&dir) else {
+    let Some(mut lab) = SshLab::start("cc-restart") else {
         return;
     };
-    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
-    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
-    let sport = free_udp_port().to_string();
-    let bs = b.ctl.display().to_string();
-    let mut srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &sport]);
-    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
-    let conn = format!("{}@127.0.0.1:{sport}", Sshd::user());
-    let lport = free_udp_port().to_string();
-    let as_ = a.ctl.display().to_string();
-    let good = sshd.config("ssh_config");
-    let cli = Cab::start(&dir, "cli", &ssh_client_args(&as_, &lport, &conn, &good));
-    assert!(wait_for(15, || cryptcab_ports(&b) == 1), "{}", cli.log());
-    srv.signal("KILL");
-    let _ = srv.wait_exit(5);
+    let cli = lab.client("ssh_config");
+    let (a, b) = (&lab.a, &lab.b);
+    assert!(wait_for(15, || cryptcab_ports(b) == 1), "{}", cli.log());
+    lab.srv.signal("KILL");
+    let _ = lab.srv.wait_exit(5);
     assert!(
-        wait_for(10, || cryptcab_ports(&a) == 0),
+        wait_for(10, || cryptcab_ports(a) == 0),
         "client keeps its port after the server died: {}",
         cli.log()
     );
-    let srv2 = Cab::start(&dir, "srv2", &["-s", &bs, "-p", &sport]);
+    let srv2 = SshLab::server(&lab.dir, b, &lab.sport, "srv2");
     let t0 = Instant::now();
     assert!(
-        wait_for(30, || cryptcab_ports(&a) == 1 && cryptcab_ports(&b) == 1),
+        wait_for(30, || cryptcab_ports(a) == 1 && cryptcab_ports(b) == 1),
         "client log:\n{}\nnew server log:\n{}",
         cli.log(),
         srv2.log()
