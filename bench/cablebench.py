@@ -470,6 +470,24 @@ def run_topology(stack, cable, sizes, vdeperf, args):
 
 # ------------------------------------------------------------ report
 
+def describe(head, r):
+    """One log line for a ping (rtt) or blast (fps) result."""
+    if r["kind"] == "rtt":
+        return (f"{head} rtt: p50 {r['p50_us']:.1f} p90 {r['p90_us']:.1f} "
+                f"p99 {r['p99_us']:.1f} mean {r['mean_us']:.1f} max {r['max_us']:.0f} us, "
+                f"{r['received']}/{r['sent']} answered (lost {r['lost']}, late {r['late']}), "
+                f"warmup {r['warmup']}, pong echoed {r['echoed']}")
+    extra = ""
+    if "sink_bytes_per_frame" in r:
+        extra += f", bytes/frame at sink {r['sink_bytes_per_frame']:.1f}"
+    return (f"{head} fps: {fmt_int(r['fps']):>9} delivered, sent {r['sent']} "
+            f"recv {r['received']} (loss {r['loss_pct']:.2f}%), source "
+            f"{fmt_int(r['source_fps'])} fps, switches+cable CPU {r['net_ticks']} ticks "
+            f"= {r['net_cpu_ns_per_frame']:.0f} ns/delivered frame, "
+            f"sink stop={r['sink_stop']}, ooo={r['ooo']}{extra}, udp RcvbufErrors +{r['udp_rcvbuf_errors']}"
+            + (f", switch A/B drops so far {r['switch_drops']}" if r["switch_drops"] else ""))
+
+
 def med(xs):
     xs = [x for x in xs if x is not None and x == x]
     return statistics.median(xs) if xs else float("nan")
@@ -536,20 +554,7 @@ def main():
                     for r in res:
                         r["round"] = rnd
                         runs.append(r)
-                        head = f"round {rnd} {cable:6} {st.name:4} {r['size']:4} B"
-                        if r["kind"] == "rtt":
-                            print(f"{head} rtt: p50 {r['p50_us']:.1f} p90 {r['p90_us']:.1f} "
-                                  f"p99 {r['p99_us']:.1f} mean {r['mean_us']:.1f} max {r['max_us']:.0f} us, "
-                                  f"{r['received']}/{r['sent']} answered (lost {r['lost']}, late {r['late']}), "
-                                  f"warmup {r['warmup']}, pong echoed {r['echoed']}", flush=True)
-                        else:
-                            print(f"{head} fps: {fmt_int(r['fps']):>9} delivered, sent {r['sent']} "
-                                  f"recv {r['received']} (loss {r['loss_pct']:.2f}%), source "
-                                  f"{fmt_int(r['source_fps'])} fps, switches+cable CPU {r['net_ticks']} ticks "
-                                  f"= {r['net_cpu_ns_per_frame']:.0f} ns/delivered frame, "
-                                  f"sink stop={r['sink_stop']}, ooo={r['ooo']}, udp RcvbufErrors +{r['udp_rcvbuf_errors']}"
-                                  + (f", switch A/B drops so far {r['switch_drops']}" if r["switch_drops"] else ""),
-                                  flush=True)
+                        print(describe(f"round {rnd} {cable:6} {st.name:4} {r['size']:4} B", r), flush=True)
                         for k in ("ping_stderr", "pong_stderr", "source_stderr", "sink_stderr"):
                             if r.get(k):
                                 msg = f"round {rnd} {cable} {st.name} {r['size']} B {k}: {r[k][:300]}"

@@ -341,22 +341,7 @@ def main():
                 for r in res:
                     r["round"] = rnd
                     runs.append(r)
-                    head = f"round {rnd} {name:13} {r['size']:4} B"
-                    if r["kind"] == "rtt":
-                        print(f"{head} rtt: p50 {r['p50_us']:.1f} p90 {r['p90_us']:.1f} "
-                              f"p99 {r['p99_us']:.1f} mean {r['mean_us']:.1f} max {r['max_us']:.0f} us, "
-                              f"{r['received']}/{r['sent']} answered (lost {r['lost']}, late {r['late']}), "
-                              f"warmup {r['warmup']}, pong echoed {r['echoed']}", flush=True)
-                    else:
-                        print(f"{head} fps: {cb.fmt_int(r['fps']):>9} delivered, sent {r['sent']} "
-                              f"recv {r['received']} (loss {r['loss_pct']:.2f}%), source "
-                              f"{cb.fmt_int(r['source_fps'])} fps, switches+cable CPU {r['net_ticks']} ticks "
-                              f"= {r['net_cpu_ns_per_frame']:.0f} ns/delivered frame, "
-                              f"sink stop={r['sink_stop']}, ooo={r['ooo']}, "
-                              f"bytes/frame at sink {r['sink_bytes_per_frame']:.1f}, "
-                              f"udp RcvbufErrors +{r['udp_rcvbuf_errors']}"
-                              + (f", switch A/B drops so far {r['switch_drops']}" if r["switch_drops"] else ""),
-                              flush=True)
+                    print(cb.describe(f"round {rnd} {name:13} {r['size']:4} B", r), flush=True)
                     for kk in ("ping_stderr", "pong_stderr", "source_stderr", "sink_stderr"):
                         if r.get(kk):
                             msg = f"round {rnd} {name} {r['size']} B {kk}: {r[kk][:300]}"
