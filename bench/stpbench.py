@@ -60,6 +60,9 @@ def frame(src_last, seq):
     return BCAST + bytes([2, 0, 0, 0, 0, src_last]) + b"\x88\xb5" + struct.pack(">I", seq) + b"\0" * 42
 
 
+TAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpdutap.py")
+
+
 def is_tc_bpdu(f):
     if f[:6] != b"\x01\x80\xc2\x00\x00\x00" or len(f) < 51:
         return False
@@ -83,16 +86,49 @@ class Ring:
                 raise RuntimeError("switches did not start")
             time.sleep(0.02)
         self.clients = [Client(c) for c in self.ctl]
-        self.cables = [
-            self.spawn([bins["plug"], self.ctl[0], self.ctl[1]]),
-            self.spawn([bins["plug"], self.ctl[1], self.ctl[2]]),
-        ]
+        self.bins = bins
+        # the two vde_plug cables go through a counting tap (BPDUs, TCs)
+        self.taps = [os.path.join(tmp, "tap0"), os.path.join(tmp, "tap1")]
+        self.acc = [0, 0]
+        self.cables = [self.plug_cable(0), self.plug_cable(1)]
         self.wf_mgmt = os.path.join(tmp, "wf.mgmt")
         self.cables.append(
             self.spawn([bins["wirefilter"], "-v", "%s:%s" % (self.ctl[2], self.ctl[0]), "-M", self.wf_mgmt],
                        stdin=subprocess.PIPE)
         )
         self.seq = 0
+
+    def plug_cable(self, i):
+        """Cable i joins switch i and i+1: vde_plug A = bpdutap.py = vde_plug B."""
+        return self.spawn([self.bins["plug"], self.ctl[i], "=", sys.executable, TAP, self.taps[i],
+                           self.bins["plug"], self.ctl[i + 1]])
+
+    def kill_cable(self, i):
+        """Kills cable i (the whole process group: plugs and tap)."""
+        try:
+            os.killpg(self.cables[i].pid, 9)
+        except ProcessLookupError:
+            pass
+        self.cables[i].wait()
+
+    def replug(self, i):
+        """A new cable i; what the old tap counted is kept."""
+        old = self.read_tap(i)
+        self.acc = [self.acc[0] + old[0], self.acc[1] + old[1]]
+        self.cables[i] = self.plug_cable(i)
+
+    def read_tap(self, i):
+        try:
+            with open(self.taps[i]) as fh:
+                b, t = (int(x) for x in fh.read().split())
+            return [b, t]
+        except (OSError, ValueError):
+            return [0, 0]
+
+    def tap_counts(self):
+        """(BPDUs, TC BPDUs) seen so far on the tapped cables."""
+        t0, t1 = self.read_tap(0), self.read_tap(1)
+        return (self.acc[0] + t0[0] + t1[0], self.acc[1] + t0[1] + t1[1])
 
     def spawn(self, args, stdin=subprocess.DEVNULL):
         p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -146,21 +182,29 @@ class Ring:
             p.wait()
 
 
-def measure(stack, bins, limit):
+def measure(stack, bins, limit, settle=2.0):
+    """Times of the three phases, with the TC BPDUs that crossed the two
+    tapped cables from the event until `settle` s after convergence."""
     tmp = tempfile.mkdtemp(prefix="vde-stp.")
     ring = None
     try:
         ring = Ring(stack, bins, tmp)
-        conv = ring.until_exactly_once(limit)
-        time.sleep(1)
-        ring.cables[0].kill()
-        dead = ring.until_exactly_once(limit)
+
+        def phase(event):
+            before = ring.tap_counts()
+            event()
+            t, tcs, dups = ring.until_exactly_once(limit)
+            time.sleep(settle)
+            after = ring.tap_counts()
+            return t, tcs, dups, after[1] - before[1], after[0] - before[0]
+
+        conv = phase(lambda: None)
+        dead = phase(lambda: ring.kill_cable(0))
         # plug it back, let it settle, then silence the wirefilter cable
-        ring.cables[0] = ring.spawn([bins["plug"], ring.ctl[0], ring.ctl[1]])
+        ring.replug(0)
         ring.until_exactly_once(limit)
-        time.sleep(1)
-        ring.silence()
-        silent = ring.until_exactly_once(limit)
+        time.sleep(settle)
+        silent = phase(ring.silence)
         return {"converge": conv, "dead": dead, "silent": silent}
     finally:
         if ring:
@@ -188,21 +232,21 @@ def main():
         for stack in (["C", "ours"] if r % 2 == 0 else ["ours", "C"]):
             m = measure(stack, stacks[stack], a.limit)
             res[stack].append(m)
-            print("round %d %-4s: converge %s (TC %d, dup %d); dead cable %s (TC %d, dup %d); silent cable %s (TC %d, dup %d)"
-                  % (r + 1, stack, fmt(m["converge"][0]), m["converge"][1], m["converge"][2],
-                     fmt(m["dead"][0]), m["dead"][1], m["dead"][2],
-                     fmt(m["silent"][0]), m["silent"][1], m["silent"][2]), flush=True)
+            print("round %d %-4s: " % (r + 1, stack) + "; ".join(
+                "%s %s (TC on the wire %d, BPDUs %d; TC at hosts %d, dup %d)"
+                % (ph, fmt(m[ph][0]), m[ph][3], m[ph][4], m[ph][1], m[ph][2])
+                for ph in ("converge", "dead", "silent")), flush=True)
     print()
-    print("| phase | stack | time (median) | TC BPDUs seen (median) | duplicate copies (median) |")
-    print("|---|---|---:|---:|---:|")
+    print("| phase | stack | time (median) | TC BPDUs on the tapped cables (median) | TC at hosts | duplicate copies (median) |")
+    print("|---|---|---:|---:|---:|---:|")
     for phase in ["converge", "dead", "silent"]:
         for stack in ["C", "ours"]:
             ts = [m[phase][0] for m in res[stack]]
             t = "never" if any(x is None for x in ts) else "%.2f s" % statistics.median(ts)
+            wire = statistics.median(m[phase][3] for m in res[stack])
             tc = statistics.median(m[phase][1] for m in res[stack])
             dup = statistics.median(m[phase][2] for m in res[stack])
-            print("| %s | %s | %s | %g | %g |" % (phase, stack, t, tc, dup))
-
+            print("| %s | %s | %s | %g | %g | %g |" % (phase, stack, t, wire, tc, dup))
 
 if __name__ == "__main__":
     sys.exit(main())
