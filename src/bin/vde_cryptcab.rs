@@ -276,7 +276,13 @@ fn run() -> Result<i32> {
                     }
                     ServerKeys::Ssh {
                         allow,
-                        groups_of: Box::new(|uid| vde::users::groups_of(uid, u32::MAX)),
+                        // supplementary groups; the primary one comes from
+                        // the helper's credentials
+                        groups_of: Box::new(|uid| {
+                            let mut g = vde::users::groups_of(uid, u32::MAX);
+                            g.retain(|&x| x != u32::MAX);
+                            g
+                        }),
                     }
                 }
             };
