@@ -469,6 +469,39 @@ fn tickets_are_checked_against_kernel_credentials() {
     let (code, out, err) = hand(&p2, "4242");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("may connect"), "{out}");
+    // and a group, through the helper's kernel-reported gid
+    let p3 = free_udp_port().to_string();
+    let srv3 = Cab::start(
+        &dir,
+        "srv3",
+        &["-s", &bs, "-p", &p3, "--allow-group", "4343"],
+    );
+    assert!(wait_for(5, || srv3.log().contains("server on UDP port")));
+    let (code, _, err) = hand(&p3, "4242");
+    assert_eq!(code, Some(1), "gid 4242 is not in group 4343: {err}");
+    let mut c = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "4242",
+            "--regid",
+            "4343",
+            "--clear-groups",
+            CRYPTCAB,
+        ])
+        .args(["--ticket", "-p", &p3])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // nobody listening: a clear error
     let (code, _, err) = hand(&free_udp_port().to_string(), "0");
     assert_eq!(code, Some(1));
