@@ -639,12 +639,17 @@ def main():
         for n in notes:
             print("  - " + n)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "load_at_start": load0, "load_at_end": load1,
-                       "runs": runs, "notes": notes, "clk_tck": CLK_TCK,
-                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                       "host": platform.node(), "seconds": total}, f, indent=1)
+        write_json(args, load0, load1, runs, notes, total)
     return 0
+
+
+def write_json(args, load0, load1, runs, notes, total, **extra):
+    """The raw results of a run, with the machine and the date."""
+    with open(args.json, "w") as f:
+        json.dump({"args": vars(args), "load_at_start": load0, "load_at_end": load1,
+                   "runs": runs, "notes": notes, "clk_tck": CLK_TCK, **extra,
+                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                   "host": platform.node(), "seconds": total}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,8 @@ benchmark's key (run-cryptcab.sh's exit trap does the same).
 """
 
 import argparse
-import datetime
 import glob
-import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -451,13 +448,9 @@ def main():
         for n in notes:
             print("  - " + n)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "load_at_start": load0, "load_at_end": load1,
-                       "runs": runs, "notes": notes, "clk_tck": cb.CLK_TCK,
-                       "summary": {f"{k[1]}/{k[0]}": v for k, v in summary.items()},
-                       "ratios": verdicts,
-                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                       "host": platform.node(), "seconds": total}, f, indent=1)
+        cb.write_json(args, load0, load1, runs, notes, total,
+                      summary={f"{k[1]}/{k[0]}": v for k, v in summary.items()},
+                      ratios=verdicts)
     return 0
 
 

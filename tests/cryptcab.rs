@@ -428,9 +428,10 @@ fn tickets_are_checked_against_kernel_credentials() {
     let bs = b.ctl.display().to_string();
     let line = "vde-crypto/1 0011223344556677 \
                 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-    let hand = |port: &str, uid: &str| {
+    // the helper run as uid:gid hands the ticket line to the server on port
+    let hand = |port: &str, uid: &str, gid: &str| {
         let mut c = Command::new("setpriv")
-            .args(["--reuid", uid, "--regid", uid, "--clear-groups", CRYPTCAB])
+            .args(["--reuid", uid, "--regid", gid, "--clear-groups", CRYPTCAB])
             .args(["--ticket", "-p", port])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -446,64 +447,39 @@ fn tickets_are_checked_against_kernel_credentials() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let p1 = free_udp_port().to_string();
-    let srv = Cab::start(&dir, "srv1", &["-s", &bs, "-p", &p1]);
-    assert!(wait_for(5, || srv.log().contains("server on UDP port")));
-    let (code, _, err) = hand(&p1, "4242");
+    // a server in ssh mode with extra flags; returns its port
+    let server = |name: &str, extra: &[&str]| {
+        let port = free_udp_port().to_string();
+        let mut args = vec!["-s", &bs, "-p", &port];
+        args.extend_from_slice(extra);
+        let srv = Cab::start(&dir, name, &args);
+        assert!(wait_for(5, || srv.log().contains("server on UDP port")));
+        (srv, port)
+    };
+    let (_srv, p1) = server("srv1", &[]);
+    let (code, _, err) = hand(&p1, "4242", "4242");
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("uid 4242 may not attach"), "{err}");
-    let (code, out, err) = hand(&p1, "0");
+    let (code, out, err) = hand(&p1, "0", "0");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("0011223344556677 may connect"), "{out}");
     // a cable id in use cannot be re-keyed by another ticket
-    let (code, _, err) = hand(&p1, "0");
+    let (code, _, err) = hand(&p1, "0", "0");
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("already in use"), "{err}");
-    let p2 = free_udp_port().to_string();
-    let srv2 = Cab::start(
-        &dir,
-        "srv2",
-        &["-s", &bs, "-p", &p2, "--allow-user", "4242"],
-    );
-    assert!(wait_for(5, || srv2.log().contains("server on UDP port")));
-    let (code, out, err) = hand(&p2, "4242");
+    let (_srv2, p2) = server("srv2", &["--allow-user", "4242"]);
+    let (code, out, err) = hand(&p2, "4242", "4242");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("may connect"), "{out}");
     // and a group, through the helper's kernel-reported gid
-    let p3 = free_udp_port().to_string();
-    let srv3 = Cab::start(
-        &dir,
-        "srv3",
-        &["-s", &bs, "-p", &p3, "--allow-group", "4343"],
-    );
-    assert!(wait_for(5, || srv3.log().contains("server on UDP port")));
-    let (code, _, err) = hand(&p3, "4242");
+    let (_srv3, p3) = server("srv3", &["--allow-group", "4343"]);
+    let (code, _, err) = hand(&p3, "4242", "4242");
     assert_eq!(code, Some(1), "gid 4242 is not in group 4343: {err}");
-    let mut c = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "4242",
-            "--regid",
-            "4343",
-            "--clear-groups",
-            CRYPTCAB,
-        ])
-        .args(["--ticket", "-p", &p3])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, out, err) = hand(&p3, "4242", "4343");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("may connect"), "{out}");
     // nobody listening: a clear error
-    let (code, _, err) = hand(&free_udp_port().to_string(), "0");
+    let (code, _, err) = hand(&free_udp_port().to_string(), "0", "0");
     assert_eq!(code, Some(1));
     assert!(err.contains("no vde_cryptcab server on UDP port"), "{err}");
 }
