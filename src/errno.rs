@@ -17,6 +17,9 @@ pub const ENOSPC: Errno = Errno(28);
 pub const ENOSYS: Errno = Errno(38);
 pub const EADDRINUSE: Errno = Errno(98);
 pub const EACCES: Errno = Errno(13);
+pub const EIO: Errno = Errno(5);
+pub const ECONNREFUSED: Errno = Errno(111);
+pub const EHOSTUNREACH: Errno = Errno(113);
 
 impl Errno {
     /// glibc's `strerror` text.
@@ -24,6 +27,7 @@ impl Errno {
         match self.0 {
             1 => "Operation not permitted",
             2 => "No such file or directory",
+            5 => "Input/output error",
             6 => "No such device or address",
             9 => "Bad file descriptor",
             12 => "Cannot allocate memory",
@@ -34,6 +38,8 @@ impl Errno {
             28 => "No space left on device",
             38 => "Function not implemented",
             98 => "Address already in use",
+            111 => "Connection refused",
+            113 => "No route to host",
             _ => "Unknown error",
         }
     }
@@ -54,8 +60,21 @@ mod tests {
     #[test]
     fn texts_match_the_system() {
         for e in [
-            EPERM, ENOENT, ENXIO, EBADF, ENOMEM, EACCES, EEXIST, ENODEV, EINVAL, ENOSPC, ENOSYS,
+            EPERM,
+            ENOENT,
+            ENXIO,
+            EBADF,
+            ENOMEM,
+            EACCES,
+            EEXIST,
+            ENODEV,
+            EINVAL,
+            ENOSPC,
+            ENOSYS,
             EADDRINUSE,
+            EIO,
+            ECONNREFUSED,
+            EHOSTUNREACH,
         ] {
             let sys = std::io::Error::from_raw_os_error(e.0).to_string();
             assert!(sys.starts_with(e.text()), "{} vs {sys}", e.text());

@@ -159,6 +159,20 @@ pub fn write_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
     Ok(frames.len())
 }
 
+/// Waits until `fd` is readable (or hung up) or `timeout` passes.
+pub fn wait_readable(fd: RawFd, timeout: std::time::Duration) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is one valid pollfd that lives across the call.
+    unsafe {
+        libc::poll(&mut p, 1, ms);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
 
 pub mod cryptcab;
+pub mod endpoint;
 pub mod sys;
 pub mod udp;
 pub mod vxvde;

@@ -136,6 +136,11 @@ pub fn send_to_batch(fd: RawFd, frames: &[&[u8]], to: SocketAddr) -> io::Result<
     send_mmsg(fd, frames, Some(to), 0)
 }
 
+/// Like [`send_to_batch`], without waiting for room in the socket.
+pub fn send_to_batch_nowait(fd: RawFd, frames: &[&[u8]], to: SocketAddr) -> io::Result<usize> {
+    send_mmsg(fd, frames, Some(to), libc::MSG_DONTWAIT)
+}
+
 fn send_mmsg(
     fd: RawFd,
     frames: &[&[u8]],

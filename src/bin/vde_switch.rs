@@ -85,6 +85,14 @@ struct Args {
     /// Do not read commands from stdin (for service managers).
     #[arg(long)]
     nostdin: bool,
+    /// Open a cable to another switch at start (repeatable; any VNL, e.g.
+    /// cryptcab://HOST:7667/psk=KEYFILE). It is a port while it is up.
+    #[arg(long = "cable", value_name = "VNL")]
+    cable: Vec<String>,
+    /// Accept cables (repeatable; e.g. cryptcab://:7667/psk=KEYFILE): each
+    /// peer gets its own port.
+    #[arg(long = "listen", value_name = "VNL")]
+    listen: Vec<String>,
 }
 
 fn c_int(s: &str) -> Result<i64, String> {
@@ -117,6 +125,8 @@ const LONG: &[&str] = &[
     "tap",
     "debugclients",
     "nostdin",
+    "cable",
+    "listen",
     "help",
     "version",
 ];
@@ -216,6 +226,8 @@ fn run() -> Result<()> {
         console: !args.daemon && !args.nostdin,
         rcfile: args.rcfile.clone().or_else(default_rcfile),
         taps: args.tap.clone(),
+        cables: args.cable.clone(),
+        listens: args.listen.clone(),
         signals: true,
         config: Config {
             numports: args.numports,

@@ -280,6 +280,37 @@ pub static TABLE: &[Command] = &[
         "counters of dropped frames and refused requests",
         stats,
     )),
+    hidden(menu("cable", "CABLES MENU")),
+    hidden(out(
+        "cable/add",
+        "VNL",
+        "open a cable to another switch (any VNL; a port while it is up)",
+        cable_add,
+    )),
+    hidden(out(
+        "cable/listen",
+        "VNL",
+        "accept cables (each peer on its own port)",
+        cable_listen,
+    )),
+    hidden(out(
+        "cable/del",
+        "PORT",
+        "end the cable on a port",
+        cable_del,
+    )),
+    hidden(out(
+        "cable/print",
+        "[PORT]",
+        "show the cables: state, peer, cipher, counters",
+        cable_print,
+    )),
+    hidden(out(
+        "cable/json",
+        "[PORT]",
+        "cable/print as JSON",
+        cable_json,
+    )),
 ];
 
 /// The first command (not menu) whose path is a prefix of `line`.
@@ -403,12 +434,65 @@ fn stats(ctx: &mut Ctx<'_>, _: &str, o: &mut String) -> Result<(), Errno> {
     let _ = writeln!(o, "drop no_port {}", d.no_port);
     let _ = writeln!(o, "drop tx_full {}", s.tx_full);
     let _ = writeln!(o, "drop tx_error {}", s.tx_error);
+    let _ = writeln!(o, "drop cable_no_port {}", s.cable_no_port);
     let _ = writeln!(o, "learn table_full {}", d.table_full);
     let _ = writeln!(o, "hash entries {} max {}", t.len(), t.max_entries());
     let _ = writeln!(o, "ctl bad_requests {}", s.bad_requests);
     let _ = writeln!(o, "ctl dropped_handshakes {}", s.dropped_handshakes);
     let _ = writeln!(o, "mgmt long_lines {}", s.long_lines);
     Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Cables
+
+fn cable_open(ctx: &mut Ctx<'_>, args: &str, o: &mut String, listen: bool) -> Result<(), Errno> {
+    let vnl = args.trim();
+    if vnl.is_empty() {
+        return Err(EINVAL);
+    }
+    match ctx.cables.add(ctx.sw, vnl, listen, ctx.now) {
+        Ok(line) => {
+            let _ = writeln!(o, "{line}");
+            Ok(())
+        }
+        Err((e, why)) => {
+            let _ = writeln!(o, "{why}");
+            Err(e)
+        }
+    }
+}
+
+fn cable_add(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
+    cable_open(ctx, args, o, false)
+}
+
+fn cable_listen(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
+    cable_open(ctx, args, o, true)
+}
+
+fn cable_del(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
+    let port = int_arg(args)?;
+    match ctx.cables.del(ctx.sw, port, ctx.now) {
+        Ok(line) => {
+            let _ = writeln!(o, "{line}");
+            Ok(())
+        }
+        Err((e, why)) => {
+            let _ = writeln!(o, "{why}");
+            Err(e)
+        }
+    }
+}
+
+fn cable_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
+    let port = opt_int(args);
+    ctx.cables.print(ctx.sw, port, false, ctx.now, o)
+}
+
+fn cable_json(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
+    let port = opt_int(args);
+    ctx.cables.print(ctx.sw, port, true, ctx.now, o)
 }
 
 // ---------------------------------------------------------------------

@@ -54,6 +54,8 @@ pub struct ShellStats {
     pub rx_frames: u64,
     /// Management lines refused for being too long.
     pub long_lines: u64,
+    /// Frames from a cable link that had no port.
+    pub cable_no_port: u64,
 }
 
 /// One management session: the console, a -M connection, or an rc file.
@@ -78,9 +80,64 @@ pub enum Action {
     Shutdown,
 }
 
+/// The cables a switch hosts, as the console sees them (`cable/...`).
+/// Errors carry the errno of the status line and a message for the data
+/// block.
+pub trait CableHost {
+    /// Opens a cable (`listen`: accept cables) from a locator; returns a
+    /// line for the session.
+    fn add(
+        &mut self,
+        sw: &Switch,
+        vnl: &str,
+        listen: bool,
+        now: Instant,
+    ) -> Result<String, (Errno, String)>;
+    /// Ends the cable on `port` (for a listener's peer, that peer only).
+    fn del(&mut self, sw: &Switch, port: i64, now: Instant) -> Result<String, (Errno, String)>;
+    /// Writes the state of every cable, or of the one on `port`, as text
+    /// or JSON.
+    fn print(
+        &self,
+        sw: &Switch,
+        port: Option<i64>,
+        json: bool,
+        now: Instant,
+        out: &mut String,
+    ) -> Result<(), Errno>;
+}
+
+/// A switch without cables (tests, in-process switches).
+pub struct NoCables;
+
+impl CableHost for NoCables {
+    fn add(&mut self, _: &Switch, _: &str, _: bool, _: Instant) -> Result<String, (Errno, String)> {
+        Err((crate::errno::ENOSYS, "this switch hosts no cables".into()))
+    }
+
+    fn del(&mut self, _: &Switch, _: i64, _: Instant) -> Result<String, (Errno, String)> {
+        Err((crate::errno::ENXIO, "no cable on that port".into()))
+    }
+
+    fn print(
+        &self,
+        _: &Switch,
+        _: Option<i64>,
+        json: bool,
+        _: Instant,
+        out: &mut String,
+    ) -> Result<(), Errno> {
+        if json {
+            out.push_str("[]\n");
+        }
+        Ok(())
+    }
+}
+
 /// Everything a command handler may touch.
 pub struct Ctx<'a> {
     pub sw: &'a mut Switch,
+    pub cables: &'a mut dyn CableHost,
     pub now: Instant,
     pub info: &'a SwitchInfo,
     pub stats: &'a ShellStats,

@@ -37,6 +37,7 @@ impl Con {
     fn run(&mut self, line: &str) -> Reply {
         let mut ctx = Ctx {
             sw: &mut self.sw,
+            cables: &mut super::NoCables,
             now: self.now,
             info: &self.info,
             stats: &self.stats,

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use vde_overlay::endpoint::{LinkId, RxBatch};
+
+use super::cables::Cables;
 use super::{data_socket, set_write_interest, setup, write_some, Conn, Server};
 use crate::core::{EndpointId, PortId, Switch};
 use crate::ctl::{emit_reply, Request};
@@ -107,26 +110,37 @@ pub enum DataIo {
     Sock(UnixDatagram),
     /// A tap device (`-t`): one read or write per frame.
     Tap(std::fs::File),
+    /// A link of a cable the switch hosts: frames go through the cable's
+    /// endpoint, which also receives them for every link it carries.
+    Link { cable: usize, link: LinkId },
 }
 
 impl DataIo {
     pub fn is_socket(&self) -> bool {
         matches!(self, DataIo::Sock(_))
     }
-}
 
-impl AsRawFd for DataIo {
-    fn as_raw_fd(&self) -> RawFd {
+    /// The descriptor of its own, if it has one (not a cable link).
+    pub fn fd(&self) -> Option<RawFd> {
         match self {
-            DataIo::Sock(s) => s.as_raw_fd(),
-            DataIo::Tap(f) => f.as_raw_fd(),
+            DataIo::Sock(s) => Some(s.as_raw_fd()),
+            DataIo::Tap(f) => Some(f.as_raw_fd()),
+            DataIo::Link { .. } => None,
         }
     }
 }
 
 /// Sends one frame the switch itself originates (a BPDU) to an endpoint.
-pub fn send_one(ep: &Endpoint, frame: &[u8]) -> io::Result<usize> {
-    send_frames(ep.data.as_raw_fd(), ep.data.is_socket(), &[frame])
+pub fn send_one(ep: &Endpoint, frame: &[u8], cables: &mut Cables) -> io::Result<usize> {
+    match ep.data {
+        DataIo::Link { cable, link } => {
+            if let Some(c) = cables.get_mut(cable) {
+                c.ep.send_batch(link, &[frame], Instant::now());
+            }
+            Ok(1)
+        }
+        ref d => send_frames(d.fd().unwrap_or(-1), d.is_socket(), &[frame]),
+    }
 }
 
 /// Sends frames in one call on a socket, one write each on a device.
@@ -210,7 +224,7 @@ impl Endpoint {
     /// Watches the data socket for writability only while frames wait.
     fn update_interest(&mut self, registry: &Registry, token: Token) {
         let want = self.queued() > 0;
-        let fd = self.data.as_raw_fd();
+        let Some(fd) = self.data.fd() else { return };
         set_write_interest(
             registry,
             &mut SourceFd(&fd),
@@ -221,24 +235,39 @@ impl Endpoint {
     }
 }
 
-/// Where frames go: the connection slab and the port → endpoints map.
+/// Where frames go: the connection slab, the port → endpoints map, and
+/// the cables that carry some ports' frames.
 pub struct Sink<'a> {
     pub conns: &'a mut Vec<Option<Conn>>,
     pub port_eps: &'a [Vec<usize>],
     pub registry: &'a Registry,
+    pub cables: &'a mut Cables,
+}
+
+/// How a source is read.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceKind {
+    /// A datagram socket (batched receive).
+    Sock(RawFd),
+    /// A device: one read per frame.
+    Dev(RawFd),
+    /// A cable: its endpoint says which link (so which port) each frame
+    /// came on.
+    Cable(usize),
 }
 
 /// The endpoint a batch is read from.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
-    /// Its slab index.
+    /// Its slab index (a cable's: [`super::cables::TOKENS`] + its slot).
     pub idx: usize,
-    pub fd: RawFd,
-    /// A socket (batched receive) rather than a device.
-    pub sock: bool,
-    /// The port its frames enter on.
+    pub kind: SourceKind,
+    /// The port its frames enter on (not used for a cable).
     pub port: PortId,
 }
+
+/// A frame of a cable link that has no port (yet).
+const NO_PORT: PortId = PortId::MAX;
 
 /// Buffers reused for every batch: no allocation per frame.
 pub struct DataPath {
@@ -247,6 +276,9 @@ pub struct DataPath {
     /// Re-tagged copies (tag stripped or inserted), built on demand.
     var: Box<[[u8; SLOT]; BATCH]>,
     var_len: [usize; BATCH],
+    /// The link and port of each frame of a cable's batch.
+    links: [LinkId; BATCH],
+    ports: [PortId; BATCH],
     dirty: Vec<usize>,
     /// Sources that used up their budget: read again without waiting.
     backlog: Vec<usize>,
@@ -261,6 +293,8 @@ impl DataPath {
             lens: [0; BATCH],
             var: Box::new([[0; SLOT]; BATCH]),
             var_len: [0; BATCH],
+            links: [0; BATCH],
+            ports: [NO_PORT; BATCH],
             dirty: Vec::with_capacity(64),
             backlog: Vec::with_capacity(64),
             paused: Vec::with_capacity(64),
@@ -306,22 +340,35 @@ impl DataPath {
         sink: &mut Sink<'_>,
         stats: &mut ShellStats,
     ) {
-        let Source {
-            idx,
-            fd,
-            sock,
-            port,
-        } = src;
+        let Source { idx, kind, port } = src;
         if self.paused.iter().any(|&(s, _)| s == idx) {
             // Held back: its frames wait in its socket (and its sender
             // blocks) until the destination drains.
             return;
         }
         for _ in 0..BUDGET {
-            let got = if sock {
-                sys::recv_batch(fd, &mut self.rx[..], &mut self.lens)
-            } else {
-                sys::read_frames(fd, &mut self.rx[..], &mut self.lens)
+            let now = Instant::now();
+            let got = match kind {
+                SourceKind::Sock(fd) => sys::recv_batch(fd, &mut self.rx[..], &mut self.lens),
+                SourceKind::Dev(fd) => sys::read_frames(fd, &mut self.rx[..], &mut self.lens),
+                SourceKind::Cable(ci) => {
+                    let Some(c) = sink.cables.get_mut(ci) else {
+                        return;
+                    };
+                    let mut rx = RxBatch {
+                        buf: self.rx.as_flattened_mut(),
+                        stride: RX_BUF,
+                        lens: &mut self.lens,
+                        links: &mut self.links,
+                    };
+                    let got = c.ep.recv_batch(&mut rx, now);
+                    if let Ok(n) = got {
+                        for k in 0..n {
+                            self.ports[k] = c.port_of(self.links[k]).unwrap_or(NO_PORT);
+                        }
+                    }
+                    got
+                }
             };
             let n = match got {
                 Ok(n) => n,
@@ -332,10 +379,15 @@ impl DataPath {
                     return;
                 }
             };
-            let now = Instant::now();
+            let cable = matches!(kind, SourceKind::Cable(_));
             stats.rx_frames += n as u64;
             for k in 0..n {
                 let frame = &self.rx[k][..self.lens[k]];
+                let port = if cable { self.ports[k] } else { port };
+                if port == NO_PORT {
+                    stats.cable_no_port += 1;
+                    continue;
+                }
                 self.var_len[k] = usize::MAX;
                 for o in sw.ingress(port, frame, now) {
                     let variant = o.op != TagOp::Keep;
@@ -362,7 +414,9 @@ impl DataPath {
                 }
                 return;
             }
-            if n < BATCH {
+            // a cable's batch may be short while more waits: it is empty
+            // only when it returns nothing
+            if n < BATCH && !(cable && n > 0) {
                 return;
             }
         }
@@ -393,8 +447,17 @@ impl DataPath {
                 };
             }
             ep.txq.clear();
-            let fd = ep.data.as_raw_fd();
-            let sock = ep.data.is_socket();
+            let (fd, sock) = match ep.data {
+                DataIo::Link { cable, link } => {
+                    // a cable takes every frame: what its socket refuses,
+                    // it drops and counts, as the network would
+                    if let Some(c) = sink.cables.get_mut(cable) {
+                        c.ep.send_batch(link, &frames[..q], now);
+                    }
+                    continue;
+                }
+                ref d => (d.fd().unwrap_or(-1), d.is_socket()),
+            };
             let mut sent = 0;
             if ep.queued() == 0 {
                 while sent < q {
@@ -439,7 +502,9 @@ impl DataPath {
         let Some(Some(Conn::Endpoint(ep))) = sink.conns.get_mut(idx) else {
             return;
         };
-        let (fd, sock) = (ep.data.as_raw_fd(), ep.data.is_socket());
+        let (Some(fd), sock) = (ep.data.fd(), ep.data.is_socket()) else {
+            return;
+        };
         if let Some(ring) = ep.ring.as_mut() {
             if ring.drain(fd, sock, stats) > 0 {
                 ep.last_progress = Instant::now();
@@ -580,7 +645,7 @@ impl Server {
             .is_ok()
             && reg
                 .register(
-                    &mut SourceFd(&ep.data.as_raw_fd()),
+                    &mut SourceFd(&ep.data.fd().expect("a socket")),
                     Self::data_token(idx),
                     Interest::READABLE,
                 )

@@ -3,6 +3,7 @@
 //! sessions, the stdin console and signals. All decisions are the core's
 //! ([`crate::core::Switch`]) and the console's ([`crate::mgmt`]).
 
+mod cables;
 mod data;
 mod mgmt_io;
 pub mod setup;
@@ -19,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::core::{Config, EndpointId, Event, PortId, Switch};
 use crate::mgmt::{self, Action, Ctx, Session, ShellStats, SwitchInfo};
 pub use setup::SetupError;
+use vde_overlay::endpoint::LinkId;
 
 const CTL: Token = Token(0);
 const MGMT: Token = Token(1);
@@ -51,6 +53,10 @@ pub struct Options {
     pub rcfile: Option<PathBuf>,
     /// Tap interfaces to attach at start (`-t`).
     pub taps: Vec<String>,
+    /// Cables to open at start (`--cable`): outgoing, one port each while up.
+    pub cables: Vec<String>,
+    /// Locators to accept cables on at start (`--listen`): a port per peer.
+    pub listens: Vec<String>,
     /// Handle SIGINT/SIGTERM/SIGHUP (a stand-alone switch); an in-process
     /// switch leaves signals to its host and stops through `stop_handle`.
     pub signals: bool,
@@ -84,6 +90,9 @@ pub struct Server {
     /// Slab indices of the endpoints of each port.
     port_eps: Vec<Vec<usize>>,
     data: data::DataPath,
+    cables: cables::Cables,
+    /// The next endpoint id for a cable's port.
+    next_link_id: EndpointId,
     console: Option<mgmt_io::Console>,
     stopping: bool,
     last_recheck: Instant,
@@ -120,10 +129,13 @@ impl Server {
             ctl_mode: opts.ctl_mode,
             mgmt: opts.mgmt.as_ref().map(|p| (absolute(p), opts.mgmt_mode)),
         };
+        let registry = poll.registry().try_clone().map_err(io_err)?;
         let nports = sw.numports() as usize + 1;
         let mut opts = opts;
         opts.ctl_dir = ctl_dir;
         let taps = opts.taps.clone();
+        let cables = cables::Cables::new(registry);
+        let (dial, listen) = (opts.cables.clone(), opts.listens.clone());
         let mut server = Server {
             poll,
             sw,
@@ -138,6 +150,8 @@ impl Server {
             free: Vec::new(),
             port_eps: vec![Vec::new(); nports],
             data: data::DataPath::new(),
+            cables,
+            next_link_id: cables::FIRST_ID,
             console: None,
             stopping: false,
             last_recheck: now,
@@ -150,6 +164,16 @@ impl Server {
                 return Err(SetupError::Tap {
                     name: t.clone(),
                     err,
+                });
+            }
+        }
+        let wanted = listen.iter().map(|v| (v, true));
+        for (vnl, listen) in wanted.chain(dial.iter().map(|v| (v, false))) {
+            if let Err((_, why)) = server.cables.open(vnl, listen) {
+                server.cleanup();
+                return Err(SetupError::Cable {
+                    vnl: vnl.clone(),
+                    why,
                 });
             }
         }
@@ -200,10 +224,9 @@ impl Server {
             } else if self.data.has_paused() {
                 data::PAUSE_RECHECK
             } else {
-                self.sw
-                    .poll_timeout()
-                    .saturating_duration_since(now)
-                    .min(TICK)
+                let at = self.sw.poll_timeout();
+                let at = self.cables.poll_timeout().map_or(at, |c| c.min(at));
+                at.saturating_duration_since(now).min(TICK)
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -235,6 +258,7 @@ impl Server {
             if now >= self.sw.poll_timeout() {
                 self.sw.handle_timeout(now);
             }
+            self.service_cables(now);
             self.deliver_events();
         }
         self.cleanup();
@@ -252,6 +276,7 @@ impl Server {
                 }
             }
             STDIN => self.console_input(),
+            Token(t) if t >= cables::TOKENS => self.cable_ready(t - cables::TOKENS),
             Token(t) if t >= FIRST => {
                 let idx = (t - FIRST) / 2;
                 if (t - FIRST) % 2 == 1 {
@@ -417,13 +442,29 @@ impl Server {
         }
     }
 
+    /// Closes an endpoint's sockets and forgets it. A cable's port tells
+    /// its cable to end that link (the core closed the endpoint); a link
+    /// that went down by itself is closed with [`Server::drop_link_port`].
     fn close_endpoint(&mut self, idx: usize) {
+        if let Some(Some(Conn::Endpoint(ep))) = self.conns.get(idx) {
+            if let data::DataIo::Link { cable, link } = ep.data {
+                if let Some(c) = self.cables.get_mut(cable) {
+                    c.ep.close_link(link, Instant::now());
+                }
+            }
+        }
+        self.drop_endpoint(idx);
+    }
+
+    fn drop_endpoint(&mut self, idx: usize) {
         if let Some(Conn::Endpoint(mut ep)) = self.remove(idx) {
             let reg = self.poll.registry();
             if let Some(ctl) = ep.ctl.as_mut() {
                 let _ = reg.deregister(ctl);
             }
-            let _ = reg.deregister(&mut SourceFd(&ep.data.as_raw_fd()));
+            if let Some(fd) = ep.data.fd() {
+                let _ = reg.deregister(&mut SourceFd(&fd));
+            }
             if let Some(p) = &ep.path {
                 let _ = std::fs::remove_file(p);
             }
@@ -443,20 +484,41 @@ impl Server {
         let Some(Some(Conn::Endpoint(ep))) = self.conns.get(idx) else {
             return;
         };
-        let (fd, sock, port) = (ep.data.as_raw_fd(), ep.data.is_socket(), ep.port);
+        let kind = match ep.data.fd() {
+            Some(fd) if ep.data.is_socket() => data::SourceKind::Sock(fd),
+            Some(fd) => data::SourceKind::Dev(fd),
+            None => return,
+        };
+        let src = data::Source {
+            idx,
+            kind,
+            port: ep.port,
+        };
+        self.pump(src);
+    }
+
+    fn pump(&mut self, src: data::Source) {
         let mut sink = data::Sink {
             conns: &mut self.conns,
             port_eps: &self.port_eps,
             registry: self.poll.registry(),
-        };
-        let src = data::Source {
-            idx,
-            fd,
-            sock,
-            port,
+            cables: &mut self.cables,
         };
         self.data
             .pump(src, &mut self.sw, &mut sink, &mut self.stats);
+    }
+
+    /// A cable's socket is readable: its frames go to the ports of their
+    /// links.
+    fn cable_ready(&mut self, ci: usize) {
+        if self.cables.get(ci).is_none() {
+            return;
+        }
+        self.pump(data::Source {
+            idx: cables::TOKENS + ci,
+            kind: data::SourceKind::Cable(ci),
+            port: 0,
+        });
     }
 
     fn data_writable(&mut self, idx: usize) {
@@ -464,6 +526,7 @@ impl Server {
             conns: &mut self.conns,
             port_eps: &self.port_eps,
             registry: self.poll.registry(),
+            cables: &mut self.cables,
         };
         self.data.writable(idx, &mut sink, &mut self.stats);
     }
@@ -472,10 +535,175 @@ impl Server {
         let mut list = std::mem::take(&mut self.backlog_scratch);
         self.data.take_backlog(&mut list);
         for &idx in &list {
-            self.data_ready(idx);
+            if idx >= cables::TOKENS {
+                self.cable_ready(idx - cables::TOKENS);
+            } else {
+                self.data_ready(idx);
+            }
         }
         list.clear();
         self.backlog_scratch = list;
+    }
+
+    // -----------------------------------------------------------------
+    // Cables
+
+    /// Runs the cables' due timers and turns their link events into ports:
+    /// a link that comes up gets a port (the one it had before, if free),
+    /// a link that goes down takes its port down (so the spanning tree
+    /// reroutes), and a removed cable goes once its ports are down.
+    pub(crate) fn service_cables(&mut self, now: Instant) {
+        for ci in self.cables.indices() {
+            let Some(c) = self.cables.get_mut(ci) else {
+                continue;
+            };
+            if c.ep.poll_timeout().is_some_and(|t| t <= now) {
+                c.ep.handle_timeout(now);
+            }
+            let mut evs = Vec::new();
+            while let Some(ev) = c.ep.poll_event() {
+                evs.push(ev);
+            }
+            let removed = c.removed;
+            for ev in evs {
+                match ev {
+                    vde_overlay::endpoint::EndpointEvent::Up { link, peer } => {
+                        self.link_up(ci, link, peer)
+                    }
+                    vde_overlay::endpoint::EndpointEvent::Down { link, why } => {
+                        self.link_down(ci, link, &why)
+                    }
+                }
+            }
+            // up links whose port could not be had earlier try again
+            let waiting: Vec<(LinkId, String)> = self
+                .cables
+                .get(ci)
+                .map(|c| {
+                    c.links
+                        .iter()
+                        .filter(|l| l.up && l.port.is_none())
+                        .map(|l| (l.link, l.peer.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !removed {
+                for (link, peer) in waiting {
+                    self.link_up(ci, link, peer);
+                }
+            } else {
+                let links: Vec<LinkId> = self
+                    .cables
+                    .get(ci)
+                    .map(|c| c.links.iter().map(|l| l.link).collect())
+                    .unwrap_or_default();
+                for l in links {
+                    self.link_down(ci, l, "cable removed");
+                }
+                self.cables.remove(ci);
+            }
+        }
+    }
+
+    fn link_up(&mut self, ci: usize, link: LinkId, peer: String) {
+        let Some(c) = self.cables.get_mut(ci) else {
+            return;
+        };
+        let pos = match c.links.iter().position(|l| l.link == link) {
+            Some(p) => p,
+            None => {
+                c.links.push(cables::LinkPort {
+                    link,
+                    peer: peer.clone(),
+                    port: None,
+                    conn: None,
+                    id: 0,
+                    last_port: None,
+                    up: true,
+                });
+                c.links.len() - 1
+            }
+        };
+        let l = &mut c.links[pos];
+        l.up = true;
+        l.peer = peer;
+        if l.port.is_some() {
+            return;
+        }
+        let descr = if l.peer.is_empty() {
+            format!("cable {}", c.vnl)
+        } else {
+            format!("cable {} peer {}", c.vnl, l.peer)
+        };
+        let (last, number) = (l.last_port, c.number);
+        let id = self.next_link_id;
+        let ep = |id| crate::core::Endpoint {
+            id,
+            module: "cable",
+            descr: descr.clone(),
+            uid: None,
+            gids: Vec::new(),
+        };
+        let mut got = Err(crate::errno::ENOSPC);
+        if let Some(p) = last {
+            got = self.sw.attach(crate::core::PortRequest::Port(p), ep(id));
+        }
+        if got.is_err() {
+            got = self.sw.attach(crate::core::PortRequest::Any, ep(id));
+        }
+        let port = match got {
+            Ok(p) => p,
+            Err(e) => {
+                // logged once per link: it is tried again on every pass
+                let c = self.cables.get_mut(ci).expect("checked above");
+                if c.links[pos].id != u64::MAX as EndpointId {
+                    tracing::error!("cable {number}: no port for link {link}: {e}; will retry");
+                    c.links[pos].id = u64::MAX as EndpointId;
+                }
+                return;
+            }
+        };
+        self.next_link_id += 1;
+        let idx = self.insert(Conn::Endpoint(data::Endpoint::new(
+            id,
+            port,
+            None,
+            data::DataIo::Link { cable: ci, link },
+            None,
+        )));
+        if let Some(list) = self.port_eps.get_mut(port as usize) {
+            list.push(idx);
+        }
+        let c = self.cables.get_mut(ci).expect("checked above");
+        let l = &mut c.links[pos];
+        l.port = Some(port);
+        l.last_port = Some(port);
+        l.conn = Some(idx);
+        l.id = id;
+        tracing::info!("cable {number}: link {link} on port {port}");
+    }
+
+    fn link_down(&mut self, ci: usize, link: LinkId, why: &str) {
+        let Some(c) = self.cables.get_mut(ci) else {
+            return;
+        };
+        let Some(pos) = c.links.iter().position(|l| l.link == link) else {
+            return;
+        };
+        let listen = c.listen;
+        let number = c.number;
+        let l = &mut c.links[pos];
+        l.up = false;
+        let (port, conn, id) = (l.port.take(), l.conn.take(), l.id);
+        if listen {
+            // a listener's peers are not coming back under this link id
+            c.links.remove(pos);
+        }
+        if let (Some(port), Some(conn)) = (port, conn) {
+            tracing::info!("cable {number}: link {link} off port {port}: {why}");
+            self.sw.detach(id);
+            self.drop_endpoint(conn);
+        }
     }
 
     // -----------------------------------------------------------------
@@ -495,7 +723,7 @@ impl Server {
                 Event::Frame { port, frame } => {
                     for &i in self.port_eps.get(port as usize).map_or(&[][..], |v| &v[..]) {
                         if let Some(Conn::Endpoint(ep)) = &self.conns[i] {
-                            if data::send_one(ep, &frame).is_err() {
+                            if data::send_one(ep, &frame, &mut self.cables).is_err() {
                                 self.stats.tx_error += 1;
                             }
                         }
@@ -542,6 +770,7 @@ impl Server {
         let now = Instant::now();
         let mut ctx = Ctx {
             sw: &mut self.sw,
+            cables: &mut self.cables,
             now,
             info: &self.info,
             stats: &self.stats,
@@ -553,6 +782,7 @@ impl Server {
         if self.port_eps.len() != want {
             self.port_eps.resize(want, Vec::new());
         }
+        self.service_cables(now);
         if reply.action == Action::Shutdown {
             self.stopping = true;
         }
@@ -575,6 +805,14 @@ impl Server {
     }
 
     fn cleanup(&mut self) {
+        let now = Instant::now();
+        for ci in self.cables.indices() {
+            if let Some(c) = self.cables.get_mut(ci) {
+                c.ep.close(now);
+                c.removed = true;
+            }
+        }
+        self.service_cables(now);
         for i in 0..self.conns.len() {
             if matches!(self.conns[i], Some(Conn::Endpoint(_))) {
                 self.close_endpoint(i);

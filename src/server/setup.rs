@@ -25,6 +25,8 @@ pub enum SetupError {
     Tap { name: String, err: io::Error },
     #[error("cannot set permissions of {path:?}: {err}")]
     Perm { path: PathBuf, err: io::Error },
+    #[error("cannot open cable {vnl}: {why}")]
+    Cable { vnl: String, why: String },
 }
 
 /// Modes derived as the C switch derives them from -m/--dirmode (protocol

@@ -6,6 +6,8 @@
 //! tools built on it use one thread per direction).
 
 pub mod cmd;
+pub mod cryptcab;
+pub mod endpoint;
 pub mod hub;
 pub mod node;
 pub mod null;
@@ -20,6 +22,7 @@ pub mod vxvde;
 use std::io;
 use std::path::PathBuf;
 
+pub use endpoint::open_endpoint;
 pub use parse::{Locator, Options, VnlError};
 
 /// A frame endpoint opened from a locator.
@@ -90,6 +93,7 @@ pub static SCHEMES: &[(&str, Opener)] = &[
     ("hub", hub::open),
     ("switch", switch::open),
     ("ptp", ptp::open),
+    ("cryptcab", cryptcab::open),
 ];
 
 /// Opens a locator. An empty locator is the default network

@@ -129,6 +129,8 @@ pub fn open(loc: &Locator, args: &OpenArgs, hub: bool) -> Result<Box<dyn Plug>, 
         console: false,
         rcfile: None,
         taps: Vec::new(),
+        cables: Vec::new(),
+        listens: Vec::new(),
         signals: false,
         config,
     };

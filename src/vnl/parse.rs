@@ -211,6 +211,7 @@ fn resolve_key(
 fn parse_options(
     list: &str,
     keys: &[&'static str],
+    paths: &[&str],
     scheme: &str,
     vnl: &str,
 ) -> Result<Options, VnlError> {
@@ -243,7 +244,18 @@ fn parse_options(
         if k.is_empty() {
             continue;
         }
-        items.push(resolve_key(&k, v, keys, scheme, vnl)?);
+        match resolve_key(&k, v, keys, scheme, vnl) {
+            Ok(item) => items.push(item),
+            // a path's value goes on past its slashes (`psk=/etc/vde/key`)
+            // while what follows is not an option
+            Err(e) => match items.last_mut() {
+                Some((key, Some(value))) if paths.contains(key) => {
+                    value.push('/');
+                    value.push_str(&unescape(opt));
+                }
+                _ => return Err(e),
+            },
+        }
     }
     Ok(Options { items })
 }
@@ -266,7 +278,7 @@ pub fn path_style(
         Some(c) if c > o => c,
         _ => return Err(VnlError::Unbalanced('[', vnl.to_string())),
     };
-    let opts = parse_options(&rest[o + 1..c], keys, scheme, vnl)?;
+    let opts = parse_options(&rest[o + 1..c], keys, &[], scheme, vnl)?;
     Ok((unescape(&rest[..o]), opts))
 }
 
@@ -277,12 +289,24 @@ pub fn addr_style(
     scheme: &str,
     vnl: &str,
 ) -> Result<(String, Options), VnlError> {
+    addr_style_paths(rest, keys, &[], scheme, vnl)
+}
+
+/// [`addr_style`] where the values of the keys in `paths` are file paths
+/// that may hold slashes: `ADDRESS/psk=/etc/vde/key/OPT=VAL`.
+pub fn addr_style_paths(
+    rest: &str,
+    keys: &[&'static str],
+    paths: &[&str],
+    scheme: &str,
+    vnl: &str,
+) -> Result<(String, Options), VnlError> {
     let u = unquoted(rest, vnl)?;
     match u.iter().find(|(_, c)| *c == '/') {
         None => Ok((unescape(rest), Options::default())),
         Some(&(i, _)) => Ok((
             unescape(&rest[..i]),
-            parse_options(&rest[i + 1..], keys, scheme, vnl)?,
+            parse_options(&rest[i + 1..], keys, paths, scheme, vnl)?,
         )),
     }
 }

@@ -66,7 +66,7 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn random_id() -> io::Result<KeyId> {
+pub(super) fn random_id() -> io::Result<KeyId> {
     use ring::rand::SecureRandom;
     let mut id = [0u8; 8];
     ring::rand::SystemRandom::new()
@@ -75,7 +75,7 @@ fn random_id() -> io::Result<KeyId> {
     Ok(id)
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, ClientError> {
+pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr, ClientError> {
     let mut addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| ClientError::Resolve(host.to_string(), e))?;

@@ -11,6 +11,8 @@
 //! seals frames. The protocol state sits behind one mutex.
 
 pub mod client;
+pub mod dial;
+pub mod listen;
 pub mod server;
 pub mod ssh;
 pub mod ticket;
@@ -163,10 +165,9 @@ pub fn stats_line(s: &Stats) -> String {
         s.rekeys,
         s.dropped_total(),
         {
-            let parts: Vec<String> = vde_crypto::Drop::ALL
+            let parts: Vec<String> = drops_of(s)
                 .iter()
-                .filter(|d| s.count(**d) > 0)
-                .map(|d| format!("{d}: {}", s.count(*d)))
+                .map(|(d, n)| format!("{d}: {n}"))
                 .collect();
             if parts.is_empty() {
                 String::new()
@@ -255,6 +256,26 @@ fn idle(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
+}
+
+/// The non-zero drop counters of `s`, by reason.
+pub fn drops_of(s: &Stats) -> Vec<(String, u64)> {
+    vde_crypto::Drop::ALL
+        .iter()
+        .filter(|d| s.count(**d) > 0)
+        .map(|d| (d.to_string(), s.count(*d)))
+        .collect()
+}
+
+/// An IPv4 peer as IPv4 (a dual-stack socket reports it v4-mapped).
+pub fn plain(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
 }
 
 /// Hex of a cable id, for messages.

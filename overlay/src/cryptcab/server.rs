@@ -202,7 +202,7 @@ fn handle_recv(
         Ok(ServerRecv::PeerUp(peer, key_id, addr))
         | Ok(ServerRecv::PeerUpFrame(peer, key_id, addr)) => {
             let with_frame = matches!(r, Ok(ServerRecv::PeerUpFrame(..)));
-            let addr = plain(addr);
+            let addr = super::plain(addr);
             if let Some(t) = s.tickets.get_mut(&key_id) {
                 *t = clock.now();
             }
@@ -243,17 +243,6 @@ fn handle_recv(
         }
     }
     Ok(())
-}
-
-/// An IPv4 peer as IPv4 (the dual-stack socket reports it v4-mapped).
-fn plain(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => a,
-        },
-        v4 => v4,
-    }
 }
 
 /// A new cable: a switch port and the thread that feeds the cable from it.

@@ -27,6 +27,7 @@
 use std::io::{self, Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vde_crypto::{KeyId, Psk};
@@ -234,9 +235,24 @@ impl TicketListener {
         self,
         allow: Allow,
         groups_of: impl Fn(u32) -> Vec<u32>,
+        accept: impl FnMut(Ticket, u32) -> Result<String, String>,
+    ) {
+        self.serve_until(&AtomicBool::new(false), allow, groups_of, accept)
+    }
+
+    /// Like [`TicketListener::serve`], until `stop` is set and the socket
+    /// is poked ([`wake`]).
+    pub fn serve_until(
+        self,
+        stop: &AtomicBool,
+        allow: Allow,
+        groups_of: impl Fn(u32) -> Vec<u32>,
         mut accept: impl FnMut(Ticket, u32) -> Result<String, String>,
     ) {
         for conn in self.listener.incoming() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
             let Ok(mut conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
             let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
@@ -266,6 +282,14 @@ impl TicketListener {
             };
             let _ = conn.write_all(text.as_bytes());
         }
+    }
+}
+
+/// Pokes the ticket socket of `port` so that a listener told to stop
+/// ([`TicketListener::serve_until`]) sees it.
+pub fn wake(port: u16) {
+    if let Ok(a) = abstract_addr(port) {
+        let _ = UnixStream::connect_addr(&a);
     }
 }
 

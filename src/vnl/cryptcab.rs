@@ -1,0 +1,393 @@
+//! `cryptcab://`: an encrypted cable of vde-overlay as a locator.
+//!
+//! ```text
+//! cryptcab://[USER@]HOST[:PORT][/OPT=VAL/...]   dial a server (ssh key exchange,
+//!                                               or psk=FILE)
+//! cryptcab://[:PORT][/OPT=VAL/...]              listen (no host)
+//! ```
+//!
+//! Options: `psk=FILE` (pre-shared key file instead of ssh), `port=N`
+//! (dial: local UDP port, default ephemeral), `cipher=NAME` (`auto`,
+//! `chacha20-poly1305`, `aes-256-gcm`), `dead=SECONDS` (declare a silent
+//! cable down, default 1), `rekey=SECONDS` (default 120), `remote=CMD`
+//! (dial, ssh: the program run on the server host, default
+//! `vde_cryptcab`), `sshconfig=FILE` (dial, ssh: `ssh -F`),
+//! `allowuser=NAME` and `allowgroup=NAME` (listen, ssh: who else may hand
+//! keys over).
+//!
+//! A switch hosts it as ports ([`open_endpoint`]: a listener gives each
+//! peer its own port); `vde_plug` uses it as a plug ([`open`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use vde_overlay::cryptcab::client::ClientKeys;
+use vde_overlay::cryptcab::dial::{Dial, DialOptions};
+use vde_overlay::cryptcab::listen::{Listen, ListenOptions};
+use vde_overlay::cryptcab::server::ServerKeys;
+use vde_overlay::cryptcab::ssh::SshOptions;
+use vde_overlay::cryptcab::ticket::Allow;
+use vde_overlay::cryptcab::{Config, Psk, Suite, Suites, DEFAULT_PORT};
+use vde_overlay::endpoint::FrameEndpoint;
+
+use super::parse::{addr_style_paths, VnlError};
+use super::{Locator, OpenArgs, OpenError, Plug};
+
+const KEYS: &[&str] = &[
+    "psk",
+    "port",
+    "cipher",
+    "dead",
+    "rekey",
+    "remote",
+    "sshconfig",
+    "allowuser",
+    "allowgroup",
+];
+
+/// Keys whose values are paths (their slashes need no quoting).
+const PATHS: &[&str] = &["psk", "sshconfig", "remote"];
+
+/// A parsed `cryptcab://` locator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// `None`: listen.
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// The server's UDP port (dial) or the one to listen on.
+    pub port: u16,
+    /// Dial: the local UDP port (0: ephemeral).
+    pub local_port: u16,
+    pub psk: Option<String>,
+    pub config: Config,
+    pub remote: Option<String>,
+    pub sshconfig: Option<String>,
+    pub allow_users: Vec<String>,
+    pub allow_groups: Vec<String>,
+}
+
+impl Spec {
+    pub fn listens(&self) -> bool {
+        self.host.is_none()
+    }
+}
+
+/// A UDP port: 1..=65535 (0 only where `zero` says it means "any").
+pub fn parse_port(s: &str, zero: bool) -> Result<u16, String> {
+    match s.parse::<u32>() {
+        Ok(0) if zero => Ok(0),
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        _ => Err(format!("port {s:?}: must be a number from 1 to 65535")),
+    }
+}
+
+/// `[USER@]HOST[:PORT]`, with `[V6]:PORT` or a bare IPv6 literal; an
+/// empty host (`:PORT` or nothing) means listen.
+pub fn split_dest(s: &str) -> Result<(Option<String>, Option<String>, u16), String> {
+    let (user, rest) = match s.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+        Some(_) => return Err(format!("empty user name in {s:?}")),
+        None => (None, s),
+    };
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r.split_once(']').ok_or(format!("missing ] in {s:?}"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p, false)?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => return Err(format!("unexpected {after:?} after ] in {s:?}")),
+        };
+        (h.to_string(), port)
+    } else if rest.matches(':').count() == 1 {
+        let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
+        (h.to_string(), parse_port(p, false)?)
+    } else {
+        (rest.to_string(), DEFAULT_PORT)
+    };
+    if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
+        return Err(format!("{s:?}: a host or user may not begin with '-'"));
+    }
+    if host.is_empty() && user.is_some() {
+        return Err(format!("{s:?}: a user but no host"));
+    }
+    Ok((user, (!host.is_empty()).then_some(host), port))
+}
+
+/// The protocol's settings from the cipher name and the two timers, as
+/// vde_cryptcab's `--cipher`, `--dead-after` and `--rekey-after` give them.
+pub fn config(cipher: Option<&str>, dead_after: f64, rekey_after: f64) -> Result<Config, String> {
+    let name = cipher.map(str::to_ascii_lowercase);
+    let (suite, accept) = match name.as_deref().unwrap_or("") {
+        "" => (Suite::ChaCha20Poly1305, Suites::ALL),
+        "auto" => (Suite::preferred(), Suites::ALL),
+        "chacha20-poly1305" | "chacha20poly1305" | "chacha" => (
+            Suite::ChaCha20Poly1305,
+            Suites::only(Suite::ChaCha20Poly1305),
+        ),
+        "aes-256-gcm" | "aes256gcm" | "aes" => (Suite::Aes256Gcm, Suites::only(Suite::Aes256Gcm)),
+        other => {
+            return Err(format!(
+                "unknown cipher {other:?} (auto, chacha20-poly1305 or aes-256-gcm)"
+            ))
+        }
+    };
+    if !(0.05..=3600.0).contains(&dead_after) {
+        return Err("the dead-after time must be between 0.05 and 3600 seconds".into());
+    }
+    if !(1.0..=86400.0).contains(&rekey_after) {
+        return Err("the rekey time must be between 1 and 86400 seconds".into());
+    }
+    let dead = Duration::from_secs_f64(dead_after);
+    Ok(Config {
+        suite,
+        accept,
+        dead_after: dead,
+        keepalive_interval: dead / 4,
+        rekey_after_time: Duration::from_secs_f64(rekey_after),
+        // a keypair that could not be replaced is dropped after this
+        reject_after_time: Duration::from_secs_f64(rekey_after * 3.0),
+        ..Config::default()
+    })
+}
+
+/// Reads a pre-shared key file; its bytes are wiped after use. The error
+/// keeps the kind of the failed read (a missing file is `NotFound`).
+pub fn read_psk(path: &Path) -> std::io::Result<Psk> {
+    let mut bytes = std::fs::read(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot read key file {}: {e}", path.display()),
+        )
+    })?;
+    let psk = Psk::from_file_contents(&bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("key file {}: {e}", path.display()),
+        )
+    });
+    zeroize::Zeroize::zeroize(&mut bytes);
+    psk
+}
+
+/// Parses a `cryptcab://` locator.
+pub fn spec(loc: &Locator) -> Result<Spec, VnlError> {
+    let (dest, opts) = addr_style_paths(&loc.rest, KEYS, PATHS, "cryptcab", &loc.text)?;
+    let bad = |key: &str, value: &str, why: String| VnlError::BadValue {
+        key: key.into(),
+        value: value.into(),
+        vnl: loc.text.clone(),
+        why,
+    };
+    let (user, host, port) = split_dest(&dest).map_err(|why| VnlError::BadAddress {
+        addr: dest.clone(),
+        vnl: loc.text.clone(),
+        why,
+    })?;
+    let secs = |key: &str, default: f64| -> Result<f64, VnlError> {
+        match opts.value(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .map_err(|_| bad(key, v, "not a number of seconds".into())),
+        }
+    };
+    let dead = secs("dead", 1.0)?;
+    let rekey = secs("rekey", 120.0)?;
+    let cipher = opts.value("cipher");
+    let config = config(cipher, dead, rekey).map_err(|why| {
+        let (k, v) = match why.as_str() {
+            w if w.starts_with("unknown cipher") => ("cipher", cipher.unwrap_or("")),
+            w if w.contains("dead") => ("dead", opts.value("dead").unwrap_or("")),
+            _ => ("rekey", opts.value("rekey").unwrap_or("")),
+        };
+        bad(k, v, why)
+    })?;
+    let local_port = match opts.value("port") {
+        Some(v) => parse_port(v, true).map_err(|why| bad("port", v, why))?,
+        None => 0,
+    };
+    let many = |key: &str| -> Vec<String> {
+        opts.items
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .filter_map(|(_, v)| v.clone())
+            .collect()
+    };
+    let spec = Spec {
+        user,
+        host,
+        port,
+        local_port,
+        psk: opts.value("psk").map(str::to_string),
+        config,
+        remote: opts.value("remote").map(str::to_string),
+        sshconfig: opts.value("sshconfig").map(str::to_string),
+        allow_users: many("allowuser"),
+        allow_groups: many("allowgroup"),
+    };
+    if spec.listens() && (spec.remote.is_some() || spec.sshconfig.is_some()) {
+        return Err(bad(
+            "remote",
+            spec.remote.as_deref().unwrap_or(""),
+            "remote= and sshconfig= are for a cable that dials".into(),
+        ));
+    }
+    if let Some(r) = &spec.remote {
+        if r.starts_with('-') {
+            return Err(bad("remote", r, "may not begin with '-'".into()));
+        }
+    }
+    Ok(spec)
+}
+
+/// Opens the endpoint a locator names: a dialing cable or a listener.
+pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError> {
+    let spec = spec(loc)?;
+    let psk = match &spec.psk {
+        Some(p) => Some(read_psk(Path::new(p)).map_err(|e| OpenError::io(loc.text.clone(), e))?),
+        None => None,
+    };
+    let fail = |e: String| {
+        OpenError::io(
+            format!("cannot open {}", loc.text),
+            std::io::Error::other(e),
+        )
+    };
+    match &spec.host {
+        None => {
+            let keys = match psk {
+                Some(p) => ServerKeys::Psk(p),
+                None => {
+                    let mut allow = Allow::default();
+                    for u in &spec.allow_users {
+                        allow.uids.push(
+                            crate::users::parse_user(u)
+                                .ok_or_else(|| fail(format!("no such user {u:?}")))?,
+                        );
+                    }
+                    for g in &spec.allow_groups {
+                        allow.gids.push(
+                            crate::users::parse_group(g)
+                                .ok_or_else(|| fail(format!("no such group {g:?}")))?,
+                        );
+                    }
+                    ServerKeys::Ssh {
+                        allow,
+                        // supplementary groups; the primary one comes from
+                        // the helper's credentials
+                        groups_of: Box::new(|uid| {
+                            let mut g = crate::users::groups_of(uid, u32::MAX);
+                            g.retain(|&x| x != u32::MAX);
+                            g
+                        }),
+                    }
+                }
+            };
+            let l = Listen::open(ListenOptions {
+                port: spec.port,
+                keys,
+                config: spec.config,
+            })
+            .map_err(|e| fail(e.to_string()))?;
+            Ok(Box::new(l))
+        }
+        Some(host) => {
+            let keys = match psk {
+                Some(p) => ClientKeys::Psk(p),
+                None => {
+                    let dest = match &spec.user {
+                        Some(u) => format!("{u}@{host}"),
+                        None => host.clone(),
+                    };
+                    let mut o = SshOptions::new(&dest);
+                    if let Some(r) = &spec.remote {
+                        o.remote_cmd = r.clone();
+                    }
+                    o.config_file = spec.sshconfig.as_ref().map(Into::into);
+                    ClientKeys::Ssh(o)
+                }
+            };
+            let d = Dial::open(DialOptions {
+                host: host.clone(),
+                port: spec.port,
+                local_port: spec.local_port,
+                keys,
+                config: spec.config,
+            })
+            .map_err(|e| fail(e.to_string()))?;
+            Ok(Box::new(d))
+        }
+    }
+}
+
+/// `vde_plug`'s use: the endpoint behind a blocking plug.
+pub fn open(loc: &Locator, _args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
+    let ep = open_endpoint(loc)?;
+    Ok(Box::new(super::endpoint::EndpointPlug::new(ep)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(s: &str) -> Locator {
+        Locator::split(s)
+    }
+
+    #[test]
+    fn dial_and_listen_forms() {
+        let s = spec(&loc("cryptcab://alice@10.0.0.2:7000/psk=/k")).unwrap();
+        assert_eq!(s.user.as_deref(), Some("alice"));
+        assert_eq!(s.host.as_deref(), Some("10.0.0.2"));
+        assert_eq!((s.port, s.local_port), (7000, 0));
+        assert_eq!(s.psk.as_deref(), Some("/k"));
+        let s = spec(&loc("cryptcab://h/psk=/etc/vde/key/dead=2")).unwrap();
+        assert_eq!(s.psk.as_deref(), Some("/etc/vde/key"));
+        assert_eq!(s.config.dead_after, Duration::from_secs(2));
+        let s = spec(&loc("cryptcab://h")).unwrap();
+        assert_eq!((s.host.as_deref(), s.port), (Some("h"), DEFAULT_PORT));
+        let s = spec(&loc(
+            "cryptcab://[::1]:9/port=5/cipher=aes/dead=0.5/rekey=30",
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.host.as_deref(), s.port, s.local_port),
+            (Some("::1"), 9, 5)
+        );
+        assert_eq!(s.config.dead_after, Duration::from_millis(500));
+        assert_eq!(s.config.suite, Suite::Aes256Gcm);
+        let s = spec(&loc("cryptcab://:7667/psk=/k")).unwrap();
+        assert!(s.listens());
+        assert_eq!(s.port, 7667);
+        let s = spec(&loc("cryptcab://")).unwrap();
+        assert!(s.listens());
+        assert_eq!(s.port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn bad_locators_are_named() {
+        for (vnl, part) in [
+            ("cryptcab://h:70000", "1 to 65535"),
+            ("cryptcab://h/cipher=rot13", "unknown cipher"),
+            ("cryptcab://h/dead=x", "seconds"),
+            ("cryptcab://h/dead=0", "dead-after"),
+            ("cryptcab://h/bogus=1", "unknown key"),
+            ("cryptcab://-oProxyCommand=x", "begin with '-'"),
+            ("cryptcab://h/remote=-x", "begin with '-'"),
+            ("cryptcab://:7667/remote=x", "dials"),
+            ("cryptcab://u@", "no host"),
+        ] {
+            let e = spec(&loc(vnl))
+                .err()
+                .unwrap_or_else(|| panic!("{vnl} parsed"));
+            assert!(e.to_string().contains(part), "{vnl}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named() {
+        let e = open_endpoint(&loc("cryptcab://127.0.0.1:9/psk=/no/such/file"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("/no/such/file"), "{e}");
+    }
+}

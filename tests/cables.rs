@@ -1,0 +1,483 @@
+//! Cables inside vde_switch (`--cable`, `--listen`, `cable/...`): frames
+//! over in-process cryptcab cables, a listener with a port per peer,
+//! `cable/del`, clear console errors, our vde_cryptcab and the Debian
+//! vde_plug on the other end, and a spanning-tree ring of three switches
+//! in three network namespaces made here whose silenced cable is routed
+//! around.
+
+mod common;
+
+use std::fs::File;
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use vde::core::PortRequest;
+
+const CRYPTCAB: &str = env!("CARGO_BIN_EXE_vde_cryptcab");
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn key_file(dir: &TempDir) -> String {
+    let p = dir.path("cable.key");
+    std::fs::write(&p, [0x5au8; 32]).unwrap();
+    p.display().to_string()
+}
+
+/// Ports of a switch held by cables.
+fn cable_ports(sw: &Switch) -> usize {
+    sw.cmd("port/print").matches("module cable").count()
+}
+
+/// The frames a client gets within `ms` (a spanning-tree switch keeps
+/// sending BPDUs: a drain until silence would not end).
+fn take(c: &Client, ms: u64) -> Vec<Vec<u8>> {
+    c.data
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut got = Vec::new();
+    while Instant::now() < end {
+        if let Some(f) = c.recv() {
+            got.push(f);
+        }
+    }
+    got
+}
+
+/// A frame from `a` reaches `b` (retrying while the cable comes up).
+fn passes(a: &Client, b: &Client, f: &[u8]) -> bool {
+    for _ in 0..50 {
+        a.send(f);
+        if take(b, 200).iter().any(|g| g == f) {
+            return true;
+        }
+    }
+    false
+}
+
+fn client(sw: &Switch) -> Client {
+    Client::connect(&sw.ctl, PortRequest::Any, "cables test").unwrap()
+}
+
+#[test]
+fn in_process_cryptcab_carries_frames_both_ways() {
+    let dir = TempDir::new("cab-two");
+    let key = key_file(&dir);
+    let port = free_udp_port();
+    let listen = format!("--listen=cryptcab://:{port}/psk={key}");
+    let dial = format!("--cable=cryptcab://127.0.0.1:{port}/psk={key}");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[&listen]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[&dial]);
+    assert!(
+        wait_for(10, || cable_ports(&a) == 1 && cable_ports(&b) == 1),
+        "cable up: {}\n{}",
+        a.cmd("cable/print"),
+        b.cmd("cable/print")
+    );
+    let (ca, cb) = (client(&a), client(&b));
+    for (i, len) in [60usize, 61, 500, 1514].into_iter().enumerate() {
+        let f = frame(BCAST, mac(1), len, i as u8);
+        assert!(passes(&ca, &cb, &f), "a->b {len} bytes");
+        let g = frame(mac(1), mac(2), len, i as u8 + 100);
+        assert!(passes(&cb, &ca, &g), "b->a {len} bytes, unicast");
+    }
+    let pa = a.cmd("cable/print");
+    let pb = b.cmd("cable/print");
+    assert!(pa.contains("listen cryptcab://"), "{pa}");
+    assert!(
+        pb.contains("dial cryptcab://") && pb.contains(" UP "),
+        "{pb}"
+    );
+    assert!(pb.contains("cipher chacha20-poly1305"), "{pb}");
+    assert!(
+        pb.contains("rtt "),
+        "the dialer measures a round trip: {pb}"
+    );
+    let frames_out = |t: &str| -> u64 {
+        t.split("frames in ")
+            .nth(1)
+            .and_then(|r| r.split(" out ").nth(1))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(frames_out(&pb) >= 4, "{pb}");
+    let j = b.cmd("cable/json");
+    assert!(
+        j.contains("\"role\":\"dial\"") && j.contains("\"up\":true") && j.contains("\"port\":"),
+        "{j}"
+    );
+    // the data block is one JSON line
+    let line = j.lines().find(|l| l.starts_with('[')).expect("JSON line");
+    assert!(line.ends_with(']'), "{line}");
+    // the core sees the cable as a port: its counters moved
+    assert!(b.cmd("port/print").contains("module cable"));
+}
+
+#[test]
+fn a_listener_gives_each_peer_its_own_port_and_cable_del_ends_one() {
+    let dir = TempDir::new("cab-many");
+    let key = key_file(&dir);
+    let port = free_udp_port();
+    let listen = format!("--listen=cryptcab://:{port}/psk={key}");
+    let hub = Switch::start(Impl::Ours, &dir, "hub", &[&listen]);
+    let dial = format!("--cable=cryptcab://127.0.0.1:{port}/psk={key}");
+    let leaves: Vec<Switch> = (0..3)
+        .map(|i| Switch::start(Impl::Ours, &dir, &format!("l{i}"), &[&dial]))
+        .collect();
+    assert!(
+        wait_for(10, || cable_ports(&hub) == 3),
+        "{}",
+        hub.cmd("cable/print")
+    );
+    let ports: Vec<String> = hub
+        .cmd("cable/json")
+        .split("\"port\":")
+        .skip(1)
+        .map(|r| r.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ports.len(), 3, "three links on three ports");
+    let mut distinct = ports.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ports:?}");
+    // a frame from one leaf reaches the others through the hub switch
+    let cs: Vec<Client> = leaves.iter().map(client).collect();
+    let f = frame(BCAST, mac(7), 100, 7);
+    assert!(passes(&cs[0], &cs[2], &f));
+    assert!(take(&cs[1], 300).contains(&f));
+    // cable/del on a leaf ends that cable on both sides, for good
+    let r = leaves[0].cmd("cable/del 1");
+    assert!(r.contains("closed") && r.contains("1000 Success"), "{r}");
+    assert!(wait_for(5, || cable_ports(&hub) == 2), "the hub lost it");
+    assert_eq!(cable_ports(&leaves[0]), 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cable_ports(&hub), 2, "a deleted cable stays gone");
+    assert!(!leaves[0].cmd("cable/print").contains("Cable 1"));
+    // the others still pass frames
+    let g = frame(BCAST, mac(8), 100, 8);
+    assert!(passes(&cs[1], &cs[2], &g));
+}
+
+#[test]
+fn cable_errors_are_clear_and_leave_other_ports_alone() {
+    let dir = TempDir::new("cab-err");
+    let key = key_file(&dir);
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &["-n", "3"]);
+    let (c1, c2) = (client(&sw), client(&sw));
+    let f = frame(BCAST, mac(3), 80, 1);
+    assert!(passes(&c1, &c2, &f));
+    let busy = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    for (cmd, code, words) in [
+        ("cable/add bogus://x", "1022", "unknown VNL scheme"),
+        ("cable/add cryptcab://h:70000", "1022", "1 to 65535"),
+        (
+            "cable/add cryptcab://h/cipher=rot13",
+            "1022",
+            "unknown cipher",
+        ),
+        ("cable/add cryptcab://:7667/psk=/k", "1022", "cable/listen"),
+        (
+            &format!("cable/listen cryptcab://127.0.0.1:9/psk={key}"),
+            "1022",
+            "does not listen",
+        ),
+        (
+            "cable/add cryptcab://127.0.0.1/psk=/no/such/key",
+            "1002",
+            "/no/such/key",
+        ),
+        (
+            "cable/add cryptcab://no-such-host.invalid/psk=/etc/hostname",
+            "",
+            "",
+        ),
+        (
+            &format!("cable/listen cryptcab://:{busy_port}/psk={key}"),
+            "1098",
+            "in use",
+        ),
+        ("cable/del 2", "1006", "no cable on port 2"),
+        ("cable/del 99", "1022", "no port 99"),
+        ("cable/add", "1022", ""),
+    ] {
+        let r = sw.cmd(cmd);
+        if cmd.contains("no-such-host") {
+            // a short key file or an unknown host: either is named
+            assert!(
+                r.contains("no-such-host.invalid") || r.contains("key file"),
+                "{cmd}: {r}"
+            );
+            assert!(!r.contains("1000 Success"), "{cmd}: {r}");
+            continue;
+        }
+        assert!(r.contains(code), "{cmd}: {r}");
+        assert!(r.contains(words), "{cmd}: {r}");
+    }
+    // a full switch refuses a cable before opening it
+    let _c3 = client(&sw);
+    let r = sw.cmd(&format!(
+        "cable/add cryptcab://127.0.0.1:{busy_port}/psk={key}"
+    ));
+    assert!(r.contains("1028") && r.contains("no free port"), "{r}");
+    assert!(sw.cmd("cable/print").trim().ends_with("1000 Success"));
+    // nothing else was touched
+    let g = frame(BCAST, mac(4), 80, 2);
+    assert!(passes(&c1, &c2, &g));
+    assert_eq!(active(&sw), 3);
+}
+
+#[test]
+fn in_process_cables_talk_to_our_vde_cryptcab_both_ways() {
+    let dir = TempDir::new("cab-tool");
+    let key = key_file(&dir);
+    // our switch listens, vde_cryptcab dials from another switch
+    let port = free_udp_port();
+    let listen = format!("--listen=cryptcab://:{port}/psk={key}");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[&listen]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let lport = free_udp_port().to_string();
+    let log = File::create(dir.path("cli.log")).unwrap();
+    let mut cli = Command::new(CRYPTCAB)
+        .args(["-s", b.ctl.to_str().unwrap(), "-p", &lport, "-P", &key])
+        .args(["-c", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let (ca, cb) = (client(&a), client(&b));
+    let f = frame(BCAST, mac(5), 200, 5);
+    assert!(
+        wait_for(10, || cable_ports(&a) == 1),
+        "{}",
+        std::fs::read_to_string(dir.path("cli.log")).unwrap_or_default()
+    );
+    assert!(passes(&cb, &ca, &f));
+    assert!(passes(&ca, &cb, &frame(BCAST, mac(6), 1514, 6)));
+    let _ = cli.kill();
+    let _ = cli.wait();
+    // vde_cryptcab serves, our switch dials
+    let sport = free_udp_port();
+    let mut srv = Command::new(CRYPTCAB)
+        .args([
+            "-s",
+            b.ctl.to_str().unwrap(),
+            "-p",
+            &sport.to_string(),
+            "-P",
+            &key,
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = a.cmd(&format!("cable/add cryptcab://127.0.0.1:{sport}/psk={key}"));
+    assert!(r.contains("1000 Success"), "{r}");
+    let g = frame(BCAST, mac(9), 300, 9);
+    assert!(passes(&ca, &cb, &g), "{}", a.cmd("cable/print"));
+    let _ = srv.kill();
+    let _ = srv.wait();
+}
+
+#[test]
+fn in_process_udp_cable_with_the_debian_vde_plug() {
+    if !have("vde_plug") {
+        return;
+    }
+    let dir = TempDir::new("cab-udp");
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let mine = format!("--cable=udp://127.0.0.1:{p1}->127.0.0.1:{p2}");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[&mine]);
+    let b = Switch::start(Impl::C, &dir, "b", &[]);
+    let theirs = format!("udp://127.0.0.1:{p2}->127.0.0.1:{p1}");
+    let mut plug: Child = Command::new("/usr/bin/vde_plug")
+        .arg(format!("vde://{}", b.ctl.display()))
+        .arg(&theirs)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(5, || cable_ports(&a) == 1),
+        "{}",
+        a.cmd("cable/print")
+    );
+    assert!(wait_for(5, || active(&b) == 1));
+    let (ca, cb) = (client(&a), client(&b));
+    for (i, len) in [60usize, 1514].into_iter().enumerate() {
+        assert!(
+            passes(&ca, &cb, &frame(BCAST, mac(1), len, i as u8)),
+            "ours -> C"
+        );
+        assert!(
+            passes(&cb, &ca, &frame(BCAST, mac(2), len, i as u8 + 50)),
+            "C -> ours"
+        );
+    }
+    let _ = plug.kill();
+    let _ = plug.wait();
+}
+
+// ---------------------------------------------------------------------
+// A ring of three sites in three network namespaces
+
+/// Our switch started inside a namespace (the control and management
+/// sockets are files, reachable from here).
+fn site(ns: &NetNs, dir: &TempDir, name: &str, extra: &[String]) -> Switch {
+    let ctl = dir.path(&format!("{name}.ctl"));
+    let mgmt = dir.path(&format!("{name}.mgmt"));
+    let log = File::create(dir.path(&format!("{name}.log"))).unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, OURS, "-s"])
+        .arg(&ctl)
+        .arg("-M")
+        .arg(&mgmt)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    assert!(
+        wait_for(10, || ctl.join("ctl").exists()
+            && std::os::unix::net::UnixStream::connect(&mgmt).is_ok()),
+        "site {name} did not start: {}",
+        std::fs::read_to_string(dir.path(&format!("{name}.log"))).unwrap_or_default()
+    );
+    Switch {
+        child,
+        stdin,
+        ctl,
+        mgmt,
+        kind: Impl::Ours,
+    }
+}
+
+/// How many copies of a broadcast from client 0 clients 1 and 2 get.
+fn copies(cs: &[Client], seq: u8) -> Vec<usize> {
+    for c in cs {
+        let _ = take(c, 5);
+    }
+    let f = frame(BCAST, mac(40), 60, seq);
+    cs[0].send(&f);
+    std::thread::sleep(Duration::from_millis(100));
+    cs[1..]
+        .iter()
+        .map(|c| take(c, 50).iter().filter(|g| **g == f).count())
+        .collect()
+}
+
+fn wait_once(cs: &[Client], seq: &mut u8, secs: u64) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        *seq = seq.wrapping_add(1);
+        if copies(cs, *seq) == vec![1, 1] {
+            return Some(t.elapsed());
+        }
+    }
+    None
+}
+
+#[test]
+fn a_ring_of_three_sites_reroutes_around_a_silenced_cable() {
+    if !is_root() || !have("ip") {
+        return;
+    }
+    let dir = TempDir::new("cab-ring");
+    let key = key_file(&dir);
+    let ns: Vec<NetNs> = (0..3).map(|i| NetNs::new(&format!("r{i}"))).collect();
+    // one veth per cable: 10.77.IJ.1 (site I) <-> 10.77.IJ.2 (site J)
+    let pairs = [(0usize, 1usize), (1, 2), (2, 0)];
+    for (k, &(i, j)) in pairs.iter().enumerate() {
+        let (a, b) = (
+            format!("ring{k}a{}", std::process::id() % 10000),
+            format!("ring{k}b{}", std::process::id() % 10000),
+        );
+        sh(&format!(
+            "ip link add {a} netns {} type veth peer name {b} netns {}",
+            ns[i].0, ns[j].0
+        ));
+        ns[i].sh(&format!(
+            "ip addr add 10.77.{k}.1/24 dev {a} && ip link set {a} up"
+        ));
+        ns[j].sh(&format!(
+            "ip addr add 10.77.{k}.2/24 dev {b} && ip link set {b} up"
+        ));
+    }
+    // every site listens on the default port and dials its successor:
+    // listening and dialing with the defaults must not collide
+    let sites: Vec<Switch> = (0..3)
+        .map(|i| {
+            let k = i; // the cable i -> i+1 is pair k = i
+            let peer = format!("10.77.{k}.2");
+            site(
+                &ns[i],
+                &dir,
+                &format!("s{i}"),
+                &[
+                    "-F".into(),
+                    format!("--macaddr=00:ff:00:00:02:{:02x}", i + 1),
+                    format!("--listen=cryptcab:///psk={key}/dead=0.3"),
+                    format!("--cable=cryptcab://{peer}/psk={key}/dead=0.3"),
+                ],
+            )
+        })
+        .collect();
+    assert!(
+        wait_for(10, || sites.iter().all(|s| cable_ports(s) == 2)),
+        "ring up: {}",
+        sites
+            .iter()
+            .map(|s| s.cmd("cable/print"))
+            .collect::<String>()
+    );
+    let cs: Vec<Client> = sites.iter().map(client).collect();
+    let mut seq = 0u8;
+    let t = wait_once(&cs, &mut seq, 15).expect("the ring converges: one copy each");
+    eprintln!("ring converged {t:?} after the cables came up");
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once, no loop");
+    }
+    // silence the cable s0-s1: no link-down event reaches either switch
+    let a = format!("ring0a{}", std::process::id() % 10000);
+    let start = Instant::now();
+    ns[0].sh(&format!("ip link set {a} down"));
+    let mut rerouted = None;
+    while start.elapsed() < Duration::from_secs(10) {
+        seq = seq.wrapping_add(1);
+        if copies(&cs, seq) == vec![1, 1] && cable_ports(&sites[0]) == 1 {
+            rerouted = Some(start.elapsed());
+            break;
+        }
+    }
+    let rerouted = rerouted.expect("rerouted around the silenced cable");
+    eprintln!("silenced cable routed around in {rerouted:?}");
+    for _ in 0..3 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "still exactly once");
+    }
+    // it comes back by itself, and the ring stays loop-free
+    ns[0].sh(&format!("ip link set {a} up"));
+    assert!(
+        wait_for(15, || cable_ports(&sites[0]) == 2
+            && cable_ports(&sites[1]) == 2),
+        "the cable comes back: {}",
+        sites[0].cmd("cable/print")
+    );
+    assert!(wait_once(&cs, &mut seq, 15).is_some());
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once after the heal");
+    }
+}
