@@ -203,6 +203,14 @@ fn run() -> Result<()> {
         }
         rc.push(format!("load {}", user.display()));
     }
+    // Bound before the fork of --daemon, so that a refusal is seen.
+    let mgmt = match &args.mgmt {
+        Some(p) => Some(
+            shell::bind_mgmt(p, args.mgmtmode.unwrap_or(0o700))
+                .with_context(|| format!("cannot bind management socket {}", p.display()))?,
+        ),
+        None => None,
+    };
     if args.daemon {
         vde::sys::daemonize().context("cannot become a daemon")?;
     }
@@ -221,10 +229,7 @@ fn run() -> Result<()> {
     let cfg = shell::Config {
         lr,
         rl,
-        mgmt: args
-            .mgmt
-            .clone()
-            .map(|p| (p, args.mgmtmode.unwrap_or(0o700))),
+        mgmt,
         console: console && !args.daemon,
         startup: rc,
         blink: args.blink.clone().map(|p| {
