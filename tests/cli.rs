@@ -157,11 +157,29 @@ fn rcfile_pidfile_modes_and_hashsize() {
     assert!(!ctl.exists() && !mgmt.exists() && !pid.exists());
 }
 
+/// Kills our daemon switch if the test ends early (and the pid is still
+/// a vde_switch).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).starts_with(OURS) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg(self.0.to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 #[test]
 fn daemon_mode_and_sigterm_cleanup() {
     let dir = TempDir::new("cli4");
     let ctl = dir.path("sw");
     let pid = dir.path("pid");
+    let mgmt = dir.path("mgmt");
     let st = Command::new(OURS)
         .args([
             "-d",
@@ -169,6 +187,8 @@ fn daemon_mode_and_sigterm_cleanup() {
             ctl.to_str().unwrap(),
             "-p",
             pid.to_str().unwrap(),
+            "-M",
+            mgmt.to_str().unwrap(),
         ])
         .status()
         .unwrap();
@@ -180,6 +200,10 @@ fn daemon_mode_and_sigterm_cleanup() {
         .trim()
         .parse()
         .unwrap();
+    let _reaper = KillOnDrop(p);
+    // showinfo names the daemon, not the parent that exited
+    let info = Mgmt::connect(&mgmt).cmd("showinfo");
+    assert!(info.contains(&format!("\npid {p} MAC ")), "pid {p}: {info}");
     {
         let a = Client::connect(&ctl, PortRequest::Any, "a").unwrap();
         let b = Client::connect(&ctl, PortRequest::Any, "b").unwrap();

@@ -174,6 +174,9 @@ impl Server {
 
     /// Runs until `shutdown`, a signal, or (with the console) end of stdin.
     pub fn run(mut self) -> io::Result<()> {
+        // the process that runs the loop: after `bind`, the caller may
+        // have forked into the background (vde_switch -d)
+        self.info.pid = std::process::id();
         let reg = self.poll.registry();
         reg.register(&mut self.ctl, CTL, Interest::READABLE)?;
         if let Some(m) = self.mgmt.as_mut() {
