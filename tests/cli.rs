@@ -234,6 +234,40 @@ fn daemon_mode_and_sigterm_cleanup() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pid file"));
+    assert!(!ctl.exists(), "the refused switch removes what it made");
+}
+
+#[test]
+fn a_refused_switch_removes_only_what_it_made() {
+    let dir = TempDir::new("cli7");
+    let first = Switch::start(Impl::Ours, &dir, "first", &[]);
+    let refused = |ctl: &std::path::Path| {
+        let out = Command::new(OURS)
+            .arg("-s")
+            .arg(ctl)
+            .arg("-M")
+            .arg(&first.mgmt)
+            .arg("--nostdin")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("Could not bind"), "{err}");
+    };
+    // a new control directory: made, then removed again
+    let new = dir.path("new");
+    refused(&new);
+    assert!(!new.exists(), "left behind: {:?}", std::fs::read_dir(&new));
+    // a directory that was there: kept, with what it held, and no ctl
+    let old = dir.path("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("note"), "mine").unwrap();
+    refused(&old);
+    assert!(old.join("note").exists());
+    assert!(!old.join("ctl").exists());
+    // the first switch is untouched
+    assert!(first.cmd("showinfo").contains("pid "));
+    assert!(first.ctl.join("ctl").exists());
 }
 
 #[test]

@@ -90,15 +90,25 @@ pub struct Server {
     next_housekeeping: Instant,
     /// Reused list of sources to pump again (no allocation per loop).
     backlog_scratch: Vec<usize>,
+    /// What `bind` made, removed if the server is dropped without running
+    /// (a start refused after `bind`: pid file, daemon).
+    made: setup::Made,
 }
 
 impl Server {
     /// Creates the control directory and sockets; nothing runs yet.
     pub fn bind(opts: Options) -> Result<Server, SetupError> {
-        let ctl_dir = setup::make_ctl_dir(&opts.ctl_dir, opts.dir_mode, opts.group)?;
-        let ctl = setup::listen(&ctl_dir.join("ctl"), opts.ctl_mode, opts.group)?;
+        // removed again if the start fails from here on
+        let mut made = setup::Made::default();
+        let ctl_dir = setup::make_ctl_dir(&opts.ctl_dir, opts.dir_mode, opts.group, &mut made)?;
+        let ctl = setup::listen(&ctl_dir.join("ctl"), opts.ctl_mode, opts.group, &mut made)?;
         let mgmt = match &opts.mgmt {
-            Some(p) => Some(setup::listen(p, opts.mgmt_mode, opts.mgmt_group)?),
+            Some(p) => Some(setup::listen(
+                p,
+                opts.mgmt_mode,
+                opts.mgmt_group,
+                &mut made,
+            )?),
             None => None,
         };
         let io_err = |err: io::Error| SetupError::Bind {
@@ -143,10 +153,11 @@ impl Server {
             last_recheck: now,
             next_housekeeping: now,
             backlog_scratch: Vec::with_capacity(64),
+            made,
         };
         for t in &taps {
             if let Err(err) = server.attach_tap(t) {
-                server.cleanup();
+                // dropping the server removes what it made
                 return Err(SetupError::Tap {
                     name: t.clone(),
                     err,
@@ -578,6 +589,7 @@ impl Server {
     }
 
     fn cleanup(&mut self) {
+        self.made.keep();
         for i in 0..self.conns.len() {
             if matches!(self.conns[i], Some(Conn::Endpoint(_))) {
                 self.close_endpoint(i);
