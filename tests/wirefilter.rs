@@ -336,3 +336,29 @@ fn a_second_wirefilter_does_not_take_over_a_live_mgmt_socket() {
     let m = Mgmt::connect_with_prompt(&mgmt, "\nVDEwf$ ");
     assert!(m.banner.contains("VDE wirefilter"), "{}", m.banner);
 }
+
+#[test]
+fn the_reason_to_stop_is_logged_by_default() {
+    // on pipes: stdin is the L->R input
+    let dir = TempDir::new("wfeof");
+    let mut wf = wf_on_pipes(&dir.path("m"));
+    drop(wf.0.stdin.take());
+    let (code, err) = exit_of(&mut wf, 20).expect("wirefilter did not stop at end of stdin");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("end of stdin (LR input)"), "{err:?}");
+    // two plugs and the console on stdin
+    let mut wf = Running(
+        Command::new(WF)
+            .args(["null://", "null://"])
+            .env_remove("VDE_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    drop(wf.0.stdin.take());
+    let (code, err) = exit_of(&mut wf, 20).expect("wirefilter did not stop at end of its console");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("end of stdin (the console)"), "{err:?}");
+}

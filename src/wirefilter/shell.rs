@@ -24,7 +24,8 @@ const MAX_SESSIONS: usize = 3;
 /// Where frames of one direction come from.
 pub enum Input {
     Plug(Arc<dyn Plug>),
-    Stream(Box<dyn Read + Send>),
+    /// A stream and its name for the log (`stdin`, `ALTERNATE_STDIN`).
+    Stream(Box<dyn Read + Send>, &'static str),
 }
 
 /// Where frames of one direction go.
@@ -64,7 +65,8 @@ pub struct Config {
 
 enum Ev {
     Frame(Dir, Vec<u8>),
-    Eof(Dir),
+    /// An input ended, and why.
+    Eof(Dir, String),
     NewSession(usize, UnixStream),
     Line(usize, Line),
     Closed(usize),
@@ -77,7 +79,7 @@ fn spawn_input(dir: Dir, input: Input, tx: Sender<Ev>) {
         let (p, tx) = (p.clone(), tx.clone());
         std::thread::spawn(move || {
             if p.wait_hangup() {
-                let _ = tx.send(Ev::Eof(dir));
+                let _ = tx.send(Ev::Eof(dir, "the switch hung up".into()));
             }
         });
     }
@@ -93,20 +95,25 @@ fn spawn_input(dir: Dir, input: Input, tx: Sender<Ev>) {
                     }
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        let _ = tx.send(Ev::Eof(dir));
+                    Err(e) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("the plug closed: {e}")));
                         return;
                     }
                 }
             }
         }
-        Input::Stream(mut r) => {
+        Input::Stream(mut r, name) => {
             let mut dec = Decoder::default();
             let mut buf = vec![0u8; 65536];
             loop {
                 let n = match r.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Ev::Eof(dir));
+                    Ok(0) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("end of {name}")));
+                        return;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("cannot read {name}: {e}")));
                         return;
                     }
                     Ok(n) => n,
@@ -259,8 +266,8 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
                     tracing::debug!("speed queue full: frame dropped");
                 }
             }
-            Some(Ev::Eof(d)) => {
-                tracing::info!("{} input closed, exiting", d.as_str());
+            Some(Ev::Eof(d, why)) => {
+                tracing::info!("wirefilter: {why} ({} input), stopping", d.as_str());
                 return Ok(());
             }
             Some(Ev::NewSession(id, mut stream)) => {
@@ -302,7 +309,10 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
             Some(Ev::Closed(id)) => {
                 sessions.remove(&id);
             }
-            Some(Ev::Console(None)) => return Ok(()),
+            Some(Ev::Console(None)) => {
+                tracing::info!("wirefilter: end of stdin (the console), stopping");
+                return Ok(());
+            }
             Some(Ev::Console(Some(l))) => {
                 let (reply, action) = console::execute(&mut ch, &mut console_session, now, &l);
                 let mut out = io::stdout().lock();
