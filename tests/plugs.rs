@@ -363,3 +363,26 @@ fn sigterm_ends_a_plug_cleanly() {
     );
     assert!(!node.exists(), "the node directory is removed on SIGTERM");
 }
+
+#[test]
+fn help_lists_the_schemes_with_an_example_each() {
+    let out = Command::new(OUR_PLUG).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in vde::vnl::SCHEMES {
+        assert!(
+            help.contains(&format!("{}://", s.name)) && help.contains(s.example),
+            "{}: {help}",
+            s.name
+        );
+    }
+    assert!(help.contains("Examples:"), "{help}");
+    // vde_plug2tap's -s shows where the default switch really is
+    let out = Command::new(env!("CARGO_BIN_EXE_vde_plug2tap"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("[default: \"\"]"), "{help}");
+    assert!(help.contains("/tmp/vde.ctl]"), "{help}");
+}
