@@ -157,11 +157,29 @@ fn rcfile_pidfile_modes_and_hashsize() {
     assert!(!ctl.exists() && !mgmt.exists() && !pid.exists());
 }
 
+/// Kills our daemon switch if the test ends early (and the pid is still
+/// a vde_switch).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).starts_with(OURS) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg(self.0.to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 #[test]
 fn daemon_mode_and_sigterm_cleanup() {
     let dir = TempDir::new("cli4");
     let ctl = dir.path("sw");
     let pid = dir.path("pid");
+    let mgmt = dir.path("mgmt");
     let st = Command::new(OURS)
         .args([
             "-d",
@@ -169,6 +187,8 @@ fn daemon_mode_and_sigterm_cleanup() {
             ctl.to_str().unwrap(),
             "-p",
             pid.to_str().unwrap(),
+            "-M",
+            mgmt.to_str().unwrap(),
         ])
         .status()
         .unwrap();
@@ -180,6 +200,10 @@ fn daemon_mode_and_sigterm_cleanup() {
         .trim()
         .parse()
         .unwrap();
+    let _reaper = KillOnDrop(p);
+    // showinfo names the daemon, not the parent that exited
+    let info = Mgmt::connect(&mgmt).cmd("showinfo");
+    assert!(info.contains(&format!("\npid {p} MAC ")), "pid {p}: {info}");
     {
         let a = Client::connect(&ctl, PortRequest::Any, "a").unwrap();
         let b = Client::connect(&ctl, PortRequest::Any, "b").unwrap();
@@ -210,6 +234,40 @@ fn daemon_mode_and_sigterm_cleanup() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pid file"));
+    assert!(!ctl.exists(), "the refused switch removes what it made");
+}
+
+#[test]
+fn a_refused_switch_removes_only_what_it_made() {
+    let dir = TempDir::new("cli7");
+    let first = Switch::start(Impl::Ours, &dir, "first", &[]);
+    let refused = |ctl: &std::path::Path| {
+        let out = Command::new(OURS)
+            .arg("-s")
+            .arg(ctl)
+            .arg("-M")
+            .arg(&first.mgmt)
+            .arg("--nostdin")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("Could not bind"), "{err}");
+    };
+    // a new control directory: made, then removed again
+    let new = dir.path("new");
+    refused(&new);
+    assert!(!new.exists(), "left behind: {:?}", std::fs::read_dir(&new));
+    // a directory that was there: kept, with what it held, and no ctl
+    let old = dir.path("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("note"), "mine").unwrap();
+    refused(&old);
+    assert!(old.join("note").exists());
+    assert!(!old.join("ctl").exists());
+    // the first switch is untouched
+    assert!(first.cmd("showinfo").contains("pid "));
+    assert!(first.ctl.join("ctl").exists());
 }
 
 #[test]

@@ -757,11 +757,47 @@ fn clear_errors_for_bad_command_lines() {
         (vec!["-s", &s, "--cipher", "rot13"], "unknown --cipher"),
         (vec!["-s", "null://", "-P", &good], "plugs into a switch"),
         (vec!["-s", &s, "-c", "host:notaport"], "bad UDP port"),
+        (
+            vec!["-s", &s, "-c", "host:70000", "-P", &good],
+            "port 70000: must be 1..65535",
+        ),
+        (
+            vec!["-s", &s, "-c", "host:0", "-P", &good],
+            "port 0: must be 1..65535",
+        ),
     ] {
         let (code, err) = run(&args);
         assert_eq!(code, Some(1), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+    let (code, err) = run(&["-s", &s, "-p", "70000", "-P", &good]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("port 70000: must be 1..65535"), "{err}");
+    // a UDP port in use is said once, by client and server alike
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let peer = format!("127.0.0.1:{}", free_udp_port());
+    for args in [
+        vec!["-s", &s, "-p", &port, "-P", &good],
+        vec!["-s", &s, "-p", &port, "-c", &peer, "-P", &good],
+    ] {
+        let (code, err) = run(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err.matches("Address already in use").count(),
+            1,
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("cannot bind UDP port {port}")),
+            "{err}"
+        );
+    }
+    // --help shows the real default switch
+    let help = Command::new(CRYPTCAB).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: /tmp/vde.ctl]"), "{help}");
+    assert!(!help.contains("[default: \"\"]"), "{help}");
 }
 
 #[test]

@@ -734,3 +734,27 @@ fn dpipe_does_not_hold_its_own_stdout() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn dash_capital_v_prints_the_version() {
+    // The C dpipe has no version option (-V, -v, --version: "invalid
+    // option", the usage, exit 1); ours prints it as our other tools do.
+    for flag in ["-V", "--version"] {
+        let out = Command::new(OURS_DPIPE).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("dpipe {}\n", vde::VERSION),
+            "{flag}"
+        );
+    }
+    // after the first command, -V belongs to the command
+    let dir = TempDir::new("dpipe-version");
+    let s = dpipe(
+        Dp::Ours,
+        &dir,
+        &["sh", "-c", "echo \"$*\" > a", "sh", "-V", "=", "true"],
+    );
+    assert_eq!(s.code(), Some(0));
+    assert_eq!(read(&dir, "a"), "-V");
+}

@@ -8,6 +8,7 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use vde::core::PortRequest;
 
 /// Checks that frames cross between two stream plugs both ways.
 fn exchange(a: &mut Plug, b: &mut Plug, what: &str) {
@@ -69,12 +70,23 @@ fn our_plug_on_the_c_switch_and_on_ours() {
 fn plug_exits_when_the_switch_goes_away() {
     let dir = TempDir::new("hangup");
     let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let watcher = Client::connect(&sw.ctl, PortRequest::Any, "watcher").unwrap();
     let mut p = Plug::ours(&[sw.ctl.to_str().unwrap()]);
-    assert!(wait_for(5, || sw.cmd("port/print").contains("ACTIVE")));
+    // The port shows ACTIVE as soon as the switch has answered, before the
+    // plug has connected to its data socket: a shutdown in that window is a
+    // failed open (exit 1, as libvdeplug's). The plug reads its stdin only
+    // once the open is complete, so a frame reaching the switch says that
+    // the plug is attached.
+    let hello = frame(BCAST, mac(7), 60, 7);
+    p.send(&hello);
+    assert!(
+        wait_for(30, || watcher.recv().is_some_and(|f| f == hello)),
+        "the plug's frame never reached the switch"
+    );
     sw.mgmt().cmd("shutdown");
     assert!(
         wait_for(
-            5,
+            30,
             || matches!(p.child.try_wait(), Ok(Some(s)) if s.success())
         ),
         "vde_plug did not exit 0"
@@ -350,4 +362,27 @@ fn sigterm_ends_a_plug_cleanly() {
         "exit 0 on SIGTERM"
     );
     assert!(!node.exists(), "the node directory is removed on SIGTERM");
+}
+
+#[test]
+fn help_lists_the_schemes_with_an_example_each() {
+    let out = Command::new(OUR_PLUG).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in vde::vnl::SCHEMES {
+        assert!(
+            help.contains(&format!("{}://", s.name)) && help.contains(s.example),
+            "{}: {help}",
+            s.name
+        );
+    }
+    assert!(help.contains("Examples:"), "{help}");
+    // vde_plug2tap's -s shows where the default switch really is
+    let out = Command::new(env!("CARGO_BIN_EXE_vde_plug2tap"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("[default: \"\"]"), "{help}");
+    assert!(help.contains("/tmp/vde.ctl]"), "{help}");
 }

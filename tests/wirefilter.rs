@@ -258,3 +258,107 @@ fn bad_cli_values_are_refused() {
         "{e}"
     );
 }
+
+/// A child process killed (if still running) when the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A wirefilter on pipes (stdin held open) with a management socket.
+fn wf_on_pipes(mgmt: &std::path::Path) -> Running {
+    Running(
+        Command::new(WF)
+            .arg("-M")
+            .arg(mgmt)
+            .env_remove("VDE_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits (at most `secs`, a sanity bound) for the child to exit; returns
+/// its exit code and its stderr.
+fn exit_of(c: &mut Running, secs: u64) -> Option<(Option<i32>, String)> {
+    if !wait_for(secs, || c.0.try_wait().unwrap().is_some()) {
+        return None;
+    }
+    let code = c.0.wait().unwrap().code();
+    let mut e = String::new();
+    if let Some(mut s) = c.0.stderr.take() {
+        use std::io::Read;
+        s.read_to_string(&mut e).unwrap();
+    }
+    Some((code, e))
+}
+
+#[test]
+fn a_second_wirefilter_does_not_take_over_a_live_mgmt_socket() {
+    let dir = TempDir::new("wfmgmt");
+    let mgmt = dir.path("wf.mgmt");
+    let mut first = wf_on_pipes(&mgmt);
+    assert!(wait_for(10, || std::os::unix::net::UnixStream::connect(
+        &mgmt
+    )
+    .is_ok()));
+    // refused as the C wirefilter refuses it ("mgmt bind Address already
+    // in use", exit 1), but the first one's socket stays
+    let mut second = wf_on_pipes(&mgmt);
+    let (code, err) = exit_of(&mut second, 20).expect("the second wirefilter took over the socket");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Address already in use") && err.contains(&mgmt.display().to_string()),
+        "{err}"
+    );
+    let m = Mgmt::connect_with_prompt(&mgmt, "\nVDEwf$ ");
+    assert!(m.banner.contains("VDE wirefilter"), "{}", m.banner);
+    drop(m);
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first one still runs"
+    );
+    // killed, the first leaves a stale socket, which the next one replaces
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    assert!(mgmt.exists());
+    let _third = wf_on_pipes(&mgmt);
+    assert!(wait_for(10, || std::os::unix::net::UnixStream::connect(
+        &mgmt
+    )
+    .is_ok()));
+    let m = Mgmt::connect_with_prompt(&mgmt, "\nVDEwf$ ");
+    assert!(m.banner.contains("VDE wirefilter"), "{}", m.banner);
+}
+
+#[test]
+fn the_reason_to_stop_is_logged_by_default() {
+    // on pipes: stdin is the L->R input
+    let dir = TempDir::new("wfeof");
+    let mut wf = wf_on_pipes(&dir.path("m"));
+    drop(wf.0.stdin.take());
+    let (code, err) = exit_of(&mut wf, 20).expect("wirefilter did not stop at end of stdin");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("end of stdin (LR input)"), "{err:?}");
+    // two plugs and the console on stdin
+    let mut wf = Running(
+        Command::new(WF)
+            .args(["null://", "null://"])
+            .env_remove("VDE_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    drop(wf.0.stdin.take());
+    let (code, err) = exit_of(&mut wf, 20).expect("wirefilter did not stop at end of its console");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("end of stdin (the console)"), "{err:?}");
+}

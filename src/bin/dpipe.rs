@@ -12,6 +12,7 @@ use vde::dpipe::{self, Error, Options};
 #[derive(Parser, Debug)]
 #[command(
     name = "dpipe",
+    version = vde::VERSION,
     about = "Bidirectional pipe: cmd1's stdout to cmd2's stdin and back",
     disable_help_flag = true,
     args_override_self = true,

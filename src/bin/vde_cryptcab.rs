@@ -33,10 +33,10 @@ use vde_overlay::cryptcab::{Config, Control, Psk, Suite, Suites, DEFAULT_PORT};
 )]
 struct Args {
     /// The switch (or VNL) cables plug into.
-    #[arg(short = 's', long = "sock", visible_aliases = ["vdesock", "unix"], value_name = "SOCK", default_value = "")]
+    #[arg(short = 's', long = "sock", visible_aliases = ["vdesock", "unix"], value_name = "SOCK", default_value = DEFAULT_SOCK)]
     sock: String,
     /// Local UDP port, on both sides.
-    #[arg(short = 'p', long = "localport", value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    #[arg(short = 'p', long = "localport", value_name = "PORT", default_value_t = DEFAULT_PORT, value_parser = udp_port)]
     port: u16,
     /// Connect to a server (client mode); the UDP port defaults to 7667.
     #[arg(short = 'c', long = "connect", value_name = "[USER@]HOST[:PORT]")]
@@ -92,16 +92,27 @@ struct Args {
     ticket: bool,
 }
 
+/// The switch of the C tool's default.
+const DEFAULT_SOCK: &str = "/tmp/vde.ctl";
+
+/// A UDP port: 1..65535, said so when it is out of range.
+fn udp_port(p: &str) -> Result<u16, String> {
+    if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("port {p:?}: not a number (1..65535)"));
+    }
+    match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("port {p}: must be 1..65535")),
+    }
+}
+
 /// `[user@]host[:port]`, with `[v6]:port` or a bare IPv6 literal.
 fn split_connect(s: &str) -> Result<(Option<String>, String, u16)> {
     let (user, rest) = match s.rsplit_once('@') {
         Some((u, r)) => (Some(u.to_string()), r),
         None => (None, s),
     };
-    let port_of = |p: &str| {
-        p.parse::<u16>()
-            .with_context(|| format!("bad UDP port {p:?} in -c {s}"))
-    };
+    let port_of = |p: &str| udp_port(p).map_err(|e| anyhow::anyhow!("bad UDP port in -c {s}: {e}"));
     let (host, port) = if let Some(r) = rest.strip_prefix('[') {
         let (h, after) = r
             .split_once(']')
@@ -323,7 +334,7 @@ fn check_switch(sock: &str) -> Result<()> {
 
 fn local_name(sock: &str) -> &str {
     if sock.is_empty() {
-        "/tmp/vde.ctl"
+        DEFAULT_SOCK
     } else {
         sock
     }
@@ -352,6 +363,10 @@ mod tests {
         assert_eq!(c("u@[::1]:9"), (Some("u".into()), "::1".into(), 9));
         assert_eq!(c("[fe80::1]"), (None, "fe80::1".into(), 7667));
         assert!(split_connect("host:x").is_err());
+        let e = split_connect("host:70000").unwrap_err().to_string();
+        assert!(e.contains("port 70000: must be 1..65535"), "{e}");
+        assert!(split_connect("host:0").is_err());
+        assert!(split_connect("host:").is_err());
         assert!(split_connect("@:1").is_err());
         assert!(split_connect("[::1").is_err());
     }

@@ -23,7 +23,8 @@ use vde::vnl::{self, OpenArgs, Plug};
     name = "vde_plug",
     version = vde::VERSION,
     about = "Plug into a VDE network: stdin/stdout, a second locator, or a command",
-    override_usage = "vde_plug [OPTIONS] [VNL]\n       vde_plug [OPTIONS] VNL VNL\n       vde_plug [OPTIONS] [VNL] = COMMAND [ARGS]..."
+    override_usage = "vde_plug [OPTIONS] [VNL]\n       vde_plug [OPTIONS] VNL VNL\n       vde_plug [OPTIONS] [VNL] = COMMAND [ARGS]...",
+    after_help = after_help()
 )]
 struct Args {
     /// Run in the background.
@@ -74,6 +75,20 @@ struct Args {
         value_name = "VNL"
     )]
     rest: Vec<String>,
+}
+
+/// The schemes this build knows (from the registry, so it stays true) and
+/// the three forms.
+fn after_help() -> String {
+    format!(
+        "{}\nExamples:\n  \
+         vde_plug /tmp/vde.ctl                          the switch <-> stdin/stdout\n  \
+         vde_plug /tmp/sw1.ctl vde:///tmp/sw2.ctl       a cable between two switches\n  \
+         vde_plug /tmp/vde.ctl = ssh host vde_plug      a cable to the default switch of host\n\n\
+         An empty VNL is the default network: {}.",
+        vnl::schemes_help(),
+        vnl::DEFAULT_NETWORK
+    )
 }
 
 fn positive(s: &str) -> Result<i64, String> {

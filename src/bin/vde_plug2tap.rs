@@ -22,9 +22,9 @@ struct Args {
     /// Mode of the data socket (octal, default 0700).
     #[arg(short = 'm', long = "mod", value_name = "OCT", value_parser = vde::parse_mode)]
     mode: Option<u32>,
-    /// Switch (control directory or VNL; default: the default switch).
-    #[arg(short = 's', long, value_name = "SWITCH", default_value = "")]
-    sock: String,
+    /// Switch (control directory or VNL).
+    #[arg(short = 's', long, value_name = "SWITCH", help = sock_help())]
+    sock: Option<String>,
     /// Run in the background.
     #[arg(short = 'd', long)]
     daemon: bool,
@@ -34,6 +34,14 @@ struct Args {
     /// Tap interface (created if it does not exist).
     #[arg(value_name = "TAPNAME")]
     tap: String,
+}
+
+/// libvdeplug's default, as vde_plug2tap gets it from an empty locator.
+fn sock_help() -> String {
+    format!(
+        "Switch (control directory or VNL) [default: {}]",
+        vnl::DEFAULT_NETWORK
+    )
 }
 
 fn main() {
@@ -51,7 +59,8 @@ fn run() -> Result<()> {
         group: args.group.clone(),
         mode: args.mode,
     };
-    let sw: Arc<dyn Plug> = Arc::from(vnl::open(&args.sock, &open_args).context("vde_open")?);
+    let sw: Arc<dyn Plug> =
+        Arc::from(vnl::open(args.sock.as_deref().unwrap_or(""), &open_args).context("vde_open")?);
     let tap: Arc<dyn Plug> =
         Arc::from(vnl::open(&format!("tap://{}", args.tap), &OpenArgs::default()).context("tap")?);
     if args.daemon {

@@ -91,7 +91,8 @@ struct Args {
 }
 
 fn main() {
-    vde::init_logging();
+    // info by default: why the filter stopped is worth a line
+    vde::init_logging_at(tracing::Level::INFO);
     if let Err(e) = run() {
         eprintln!("wirefilter: {e:#}");
         std::process::exit(1);
@@ -138,7 +139,7 @@ fn run() -> Result<()> {
             plug(v).map(Some)
         }
     };
-    let stdin_in = || Input::Stream(Box::new(std::io::stdin()));
+    let stdin_in = || Input::Stream(Box::new(std::io::stdin()), "stdin");
     let stdout_out = || Output::Stream(Box::new(std::io::stdout()));
     let (lr, rl, console) = match sides {
         Some((l, r)) => {
@@ -155,7 +156,10 @@ fn run() -> Result<()> {
             match (env_fd("ALTERNATE_STDIN"), env_fd("ALTERNATE_STDOUT")) {
                 (Some(ain), Some(aout)) => (
                     (stdin_in(), Output::Stream(Box::new(aout))),
-                    Some((Input::Stream(Box::new(ain)), stdout_out())),
+                    Some((
+                        Input::Stream(Box::new(ain), "ALTERNATE_STDIN"),
+                        stdout_out(),
+                    )),
                     false,
                 ),
                 _ => ((stdin_in(), stdout_out()), None, false),
@@ -203,6 +207,14 @@ fn run() -> Result<()> {
         }
         rc.push(format!("load {}", user.display()));
     }
+    // Bound before the fork of --daemon, so that a refusal is seen.
+    let mgmt = match &args.mgmt {
+        Some(p) => Some(
+            shell::bind_mgmt(p, args.mgmtmode.unwrap_or(0o700))
+                .with_context(|| format!("cannot bind management socket {}", p.display()))?,
+        ),
+        None => None,
+    };
     if args.daemon {
         vde::sys::daemonize().context("cannot become a daemon")?;
     }
@@ -221,10 +233,7 @@ fn run() -> Result<()> {
     let cfg = shell::Config {
         lr,
         rl,
-        mgmt: args
-            .mgmt
-            .clone()
-            .map(|p| (p, args.mgmtmode.unwrap_or(0o700))),
+        mgmt,
         console: console && !args.daemon,
         startup: rc,
         blink: args.blink.clone().map(|p| {

@@ -99,15 +99,25 @@ pub struct Server {
     next_housekeeping: Instant,
     /// Reused list of sources to pump again (no allocation per loop).
     backlog_scratch: Vec<usize>,
+    /// What `bind` made, removed if the server is dropped without running
+    /// (a start refused after `bind`: pid file, daemon).
+    made: setup::Made,
 }
 
 impl Server {
     /// Creates the control directory and sockets; nothing runs yet.
     pub fn bind(opts: Options) -> Result<Server, SetupError> {
-        let ctl_dir = setup::make_ctl_dir(&opts.ctl_dir, opts.dir_mode, opts.group)?;
-        let ctl = setup::listen(&ctl_dir.join("ctl"), opts.ctl_mode, opts.group)?;
+        // removed again if the start fails from here on
+        let mut made = setup::Made::default();
+        let ctl_dir = setup::make_ctl_dir(&opts.ctl_dir, opts.dir_mode, opts.group, &mut made)?;
+        let ctl = setup::listen(&ctl_dir.join("ctl"), opts.ctl_mode, opts.group, &mut made)?;
         let mgmt = match &opts.mgmt {
-            Some(p) => Some(setup::listen(p, opts.mgmt_mode, opts.mgmt_group)?),
+            Some(p) => Some(setup::listen(
+                p,
+                opts.mgmt_mode,
+                opts.mgmt_group,
+                &mut made,
+            )?),
             None => None,
         };
         let io_err = |err: io::Error| SetupError::Bind {
@@ -157,10 +167,11 @@ impl Server {
             last_recheck: now,
             next_housekeeping: now,
             backlog_scratch: Vec::with_capacity(64),
+            made,
         };
         for t in &taps {
             if let Err(err) = server.attach_tap(t) {
-                server.cleanup();
+                // dropping the server removes what it made
                 return Err(SetupError::Tap {
                     name: t.clone(),
                     err,
@@ -170,7 +181,7 @@ impl Server {
         let wanted = listen.iter().map(|v| (v, true));
         for (vnl, listen) in wanted.chain(dial.iter().map(|v| (v, false))) {
             if let Err((_, why)) = server.cables.open(vnl, listen) {
-                server.cleanup();
+                // dropping the server removes what it made
                 return Err(SetupError::Cable {
                     vnl: vnl.clone(),
                     why,
@@ -198,6 +209,9 @@ impl Server {
 
     /// Runs until `shutdown`, a signal, or (with the console) end of stdin.
     pub fn run(mut self) -> io::Result<()> {
+        // the process that runs the loop: after `bind`, the caller may
+        // have forked into the background (vde_switch -d)
+        self.info.pid = std::process::id();
         let reg = self.poll.registry();
         reg.register(&mut self.ctl, CTL, Interest::READABLE)?;
         if let Some(m) = self.mgmt.as_mut() {
@@ -805,6 +819,7 @@ impl Server {
     }
 
     fn cleanup(&mut self) {
+        self.made.keep();
         let now = Instant::now();
         for ci in self.cables.indices() {
             if let Some(c) = self.cables.get_mut(ci) {

@@ -49,19 +49,61 @@ pub fn derive_modes(mode: Option<u32>, dirmode: Option<u32>) -> (u32, u32) {
     }
 }
 
+/// What a switch's start put on the filesystem: the control directory if
+/// it created it, and the sockets it bound. Dropped, it removes them (a
+/// start refused half way leaves nothing behind, and nothing that was
+/// there before is touched); [`Made::keep`] disarms it once the switch
+/// runs and cleans up itself.
+#[derive(Debug, Default)]
+pub struct Made {
+    dir: Option<PathBuf>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Made {
+    /// Forget everything: nothing is removed on drop.
+    pub fn keep(&mut self) {
+        self.dir = None;
+        self.sockets.clear();
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for s in self.sockets.drain(..).rev() {
+            let _ = fs::remove_file(s);
+        }
+        if let Some(d) = self.dir.take() {
+            // only if empty: whatever else came to live there stays
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
 /// Creates (or reuses) the control directory and sets its group and mode.
-/// Returns its canonical path.
-pub fn make_ctl_dir(dir: &Path, dirmode: u32, group: Option<u32>) -> Result<PathBuf, SetupError> {
+/// Returns its canonical path; a directory it created is noted in `made`.
+pub fn make_ctl_dir(
+    dir: &Path,
+    dirmode: u32,
+    group: Option<u32>,
+    made: &mut Made,
+) -> Result<PathBuf, SetupError> {
     let derr = |err| SetupError::Dir {
         path: dir.to_path_buf(),
         err,
     };
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+    let created = match fs::create_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(derr(e)),
+    };
+    if created {
+        made.dir = Some(dir.to_path_buf());
     }
     let canon = fs::canonicalize(dir).map_err(derr)?;
+    if created {
+        made.dir = Some(canon.clone());
+    }
     if canon.as_os_str().len() > MAX_CTL_DIR {
         return Err(SetupError::PathTooLong(canon));
     }
@@ -89,17 +131,20 @@ pub fn clear_stale(path: &Path) -> Result<(), SetupError> {
     }
 }
 
-/// Binds a listening unix stream socket with the given mode and group.
+/// Binds a listening unix stream socket with the given mode and group,
+/// noted in `made`.
 pub fn listen(
     path: &Path,
     mode: u32,
     group: Option<u32>,
+    made: &mut Made,
 ) -> Result<mio::net::UnixListener, SetupError> {
     clear_stale(path)?;
     let l = mio::net::UnixListener::bind(path).map_err(|err| SetupError::Bind {
         path: path.to_path_buf(),
         err,
     })?;
+    made.sockets.push(path.to_path_buf());
     set_mode(path, mode, None, group)?;
     Ok(l)
 }
@@ -137,28 +182,64 @@ mod tests {
     #[test]
     fn stale_sockets_are_replaced_live_ones_refused() {
         let dir = std::env::temp_dir().join(format!("vde-setup-{}", std::process::id()));
-        let canon = make_ctl_dir(&dir, 0o2700, None).unwrap();
+        let mut made = Made::default();
+        let canon = make_ctl_dir(&dir, 0o2700, None, &mut made).unwrap();
+        made.keep();
         let meta = fs::metadata(&canon).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o2700);
         let sock = canon.join("ctl");
-        let l = listen(&sock, 0o600, None).unwrap();
+        let l = listen(&sock, 0o600, None, &mut made).unwrap();
+        made.keep();
         assert_eq!(
             fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
             0o600
         );
         assert!(matches!(
-            listen(&sock, 0o600, None),
+            listen(&sock, 0o600, None, &mut made),
             Err(SetupError::InUse { .. })
         ));
         drop(l);
         // the file is still there but nobody listens: replaced
         assert!(sock.exists());
-        let _l2 = listen(&sock, 0o600, None).unwrap();
+        let _l2 = listen(&sock, 0o600, None, &mut made).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         let long = PathBuf::from(format!("/tmp/{}", "x".repeat(120)));
         assert!(matches!(
-            make_ctl_dir(&long, 0o2700, None),
+            make_ctl_dir(&long, 0o2700, None, &mut made),
             Err(SetupError::Dir { .. } | SetupError::PathTooLong(_))
         ));
+    }
+
+    #[test]
+    fn made_removes_only_what_was_made() {
+        let base = std::env::temp_dir().join(format!("vde-made-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir(&base).unwrap();
+        // a new directory and its socket: both removed on drop
+        let new = base.join("new");
+        {
+            let mut made = Made::default();
+            let canon = make_ctl_dir(&new, 0o2700, None, &mut made).unwrap();
+            let _l = listen(&canon.join("ctl"), 0o600, None, &mut made).unwrap();
+        }
+        assert!(!new.exists());
+        // an existing directory: only the socket goes
+        let old = base.join("old");
+        fs::create_dir(&old).unwrap();
+        {
+            let mut made = Made::default();
+            let canon = make_ctl_dir(&old, 0o2700, None, &mut made).unwrap();
+            let _l = listen(&canon.join("ctl"), 0o600, None, &mut made).unwrap();
+        }
+        assert!(old.exists() && !old.join("ctl").exists());
+        // kept: nothing removed
+        {
+            let mut made = Made::default();
+            let canon = make_ctl_dir(&new, 0o2700, None, &mut made).unwrap();
+            let _l = listen(&canon.join("ctl"), 0o600, None, &mut made).unwrap();
+            made.keep();
+        }
+        assert!(new.join("ctl").exists());
+        fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -82,39 +82,114 @@ impl OpenError {
 
 type Opener = fn(&Locator, &OpenArgs) -> Result<Box<dyn Plug>, OpenError>;
 
+/// A scheme this build knows: its name, its opener, and for `--help` one
+/// example locator and what it is.
+pub struct Scheme {
+    pub name: &'static str,
+    pub open: Opener,
+    pub example: &'static str,
+    pub what: &'static str,
+}
+
 /// The schemes this build knows, by name.
-pub static SCHEMES: &[(&str, Opener)] = &[
-    ("vde", vde::open),
-    ("null", null::open),
-    ("udp", udp::open),
-    ("cmd", cmd::open),
-    ("vxvde", vxvde::open),
-    ("tap", tap::open),
-    ("hub", hub::open),
-    ("switch", switch::open),
-    ("ptp", ptp::open),
-    ("cryptcab", cryptcab::open),
+pub static SCHEMES: &[Scheme] = &[
+    Scheme {
+        name: "vde",
+        open: vde::open,
+        example: "vde:///tmp/vde.ctl[3]",
+        what: "port 3 of a vde_switch (a bare path works too)",
+    },
+    Scheme {
+        name: "null",
+        open: null::open,
+        example: "null://",
+        what: "sends go nowhere, nothing arrives",
+    },
+    Scheme {
+        name: "udp",
+        open: udp::open,
+        example: "udp://5000->192.0.2.7:5000",
+        what: "frames in UDP datagrams, local port 5000 to a peer's 5000",
+    },
+    Scheme {
+        name: "cmd",
+        open: cmd::open,
+        example: "cmd://\"ssh host vde_plug\"",
+        what: "a command's stdin/stdout, stream framing",
+    },
+    Scheme {
+        name: "vxvde",
+        open: vxvde::open,
+        example: "vxvde://239.1.2.3",
+        what: "a distributed switch over UDP multicast",
+    },
+    Scheme {
+        name: "tap",
+        open: tap::open,
+        example: "tap://tap0",
+        what: "a Linux tap interface (root)",
+    },
+    Scheme {
+        name: "hub",
+        open: hub::open,
+        example: "hub:///tmp/myhub",
+        what: "this process becomes a hub others join with vde://",
+    },
+    Scheme {
+        name: "switch",
+        open: switch::open,
+        example: "switch:///tmp/mysw",
+        what: "this process becomes a switch others join with vde://",
+    },
+    Scheme {
+        name: "ptp",
+        open: ptp::open,
+        example: "ptp:///tmp/link",
+        what: "a point-to-point link between two processes",
+    },
+    Scheme {
+        name: "cryptcab",
+        open: cryptcab::open,
+        example: "cryptcab://user@host:7667",
+        what: "an encrypted cable (ssh key exchange, or /psk=KEYFILE); no host: listen",
+    },
 ];
+
+/// The schemes of [`SCHEMES`] with their examples, for a tool's
+/// `--help`.
+pub fn schemes_help() -> String {
+    let width = SCHEMES.iter().map(|s| s.example.len()).max().unwrap_or(0);
+    let mut h = String::from("Locators (VNL) this build knows:\n");
+    for s in SCHEMES {
+        h.push_str(&format!("  {:width$}  {}\n", s.example, s.what));
+    }
+    h
+}
 
 /// Opens a locator. An empty locator is the default network
 /// (`~/.vdeplug/default`, `~/.vde2/default.switch`, then the default switch).
 pub fn open(vnl: &str, args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
     let vnl = resolve_default(vnl);
     let loc = Locator::split(&vnl);
-    let Some((_, opener)) = SCHEMES.iter().find(|(s, _)| *s == loc.scheme) else {
+    let Some(scheme) = SCHEMES.iter().find(|s| s.name == loc.scheme) else {
         return Err(VnlError::UnknownScheme {
             scheme: loc.scheme.clone(),
             vnl: loc.text.clone(),
             known: SCHEMES
                 .iter()
-                .map(|(s, _)| *s)
+                .map(|s| s.name)
                 .collect::<Vec<_>>()
                 .join(", "),
         }
         .into());
     };
-    opener(&loc, args)
+    (scheme.open)(&loc, args)
 }
+
+/// Where an empty locator leads (for help texts): [`resolve_default`], then
+/// the default switches of `vde://`.
+pub const DEFAULT_NETWORK: &str =
+    "~/.vdeplug/default, ~/.vde2/default.switch, else the switch at /var/run/vde.ctl or /tmp/vde.ctl";
 
 /// libvdeplug's rule 2: an empty locator names the user's default network;
 /// a locator that is a regular file holds the real one on its first line.
@@ -155,6 +230,15 @@ mod tests {
         let e = open("bogus://x", &OpenArgs::default()).err().unwrap();
         let m = e.to_string();
         assert!(m.contains("\"bogus\"") && m.contains("vde, null"), "{m}");
+    }
+
+    #[test]
+    fn every_scheme_has_an_example_of_itself() {
+        for s in SCHEMES {
+            let loc = Locator::split(s.example);
+            assert_eq!(loc.scheme, s.name, "{}", s.example);
+            assert!(schemes_help().contains(s.example));
+        }
     }
 
     #[test]

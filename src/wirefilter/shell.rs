@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,8 @@ const MAX_SESSIONS: usize = 3;
 /// Where frames of one direction come from.
 pub enum Input {
     Plug(Arc<dyn Plug>),
-    Stream(Box<dyn Read + Send>),
+    /// A stream and its name for the log (`stdin`, `ALTERNATE_STDIN`).
+    Stream(Box<dyn Read + Send>, &'static str),
 }
 
 /// Where frames of one direction go.
@@ -54,7 +55,7 @@ pub struct Config {
     pub lr: (Input, Output),
     /// R→L input and output, absent when monodirectional.
     pub rl: Option<(Input, Output)>,
-    pub mgmt: Option<(PathBuf, u32)>,
+    pub mgmt: Option<MgmtSocket>,
     /// A console on stdin/stdout (with -v); its end stops the filter.
     pub console: bool,
     /// Commands run before traffic flows (the CLI values, then `load RC`).
@@ -64,7 +65,8 @@ pub struct Config {
 
 enum Ev {
     Frame(Dir, Vec<u8>),
-    Eof(Dir),
+    /// An input ended, and why.
+    Eof(Dir, String),
     NewSession(usize, UnixStream),
     Line(usize, Line),
     Closed(usize),
@@ -77,7 +79,7 @@ fn spawn_input(dir: Dir, input: Input, tx: Sender<Ev>) {
         let (p, tx) = (p.clone(), tx.clone());
         std::thread::spawn(move || {
             if p.wait_hangup() {
-                let _ = tx.send(Ev::Eof(dir));
+                let _ = tx.send(Ev::Eof(dir, "the switch hung up".into()));
             }
         });
     }
@@ -93,20 +95,25 @@ fn spawn_input(dir: Dir, input: Input, tx: Sender<Ev>) {
                     }
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        let _ = tx.send(Ev::Eof(dir));
+                    Err(e) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("the plug closed: {e}")));
                         return;
                     }
                 }
             }
         }
-        Input::Stream(mut r) => {
+        Input::Stream(mut r, name) => {
             let mut dec = Decoder::default();
             let mut buf = vec![0u8; 65536];
             loop {
                 let n = match r.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Ev::Eof(dir));
+                    Ok(0) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("end of {name}")));
+                        return;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Ev::Eof(dir, format!("cannot read {name}: {e}")));
                         return;
                     }
                     Ok(n) => n,
@@ -206,17 +213,10 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
         spawn_input(Dir::RL, rl_in, tx.clone());
         outputs[Dir::RL.index()] = Some(rl_out);
     }
-    let _mgmt_guard = match &cfg.mgmt {
-        Some((path, mode)) => {
-            let _ = std::fs::remove_file(path);
-            let l = UnixListener::bind(path)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
-            spawn_mgmt(l, tx.clone());
-            Some(RemoveOnDrop(path.clone()))
-        }
-        None => None,
-    };
+    let _mgmt_guard = cfg.mgmt.map(|m| {
+        spawn_mgmt(m.listener, tx.clone());
+        m.guard
+    });
     let mut console_session = Session::default();
     for cmd in &cfg.startup {
         let (reply, _) = console::execute(&mut ch, &mut console_session, start, cmd);
@@ -266,8 +266,8 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
                     tracing::debug!("speed queue full: frame dropped");
                 }
             }
-            Some(Ev::Eof(d)) => {
-                tracing::info!("{} input closed, exiting", d.as_str());
+            Some(Ev::Eof(d, why)) => {
+                tracing::info!("wirefilter: {why} ({} input), stopping", d.as_str());
                 return Ok(());
             }
             Some(Ev::NewSession(id, mut stream)) => {
@@ -309,7 +309,10 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
             Some(Ev::Closed(id)) => {
                 sessions.remove(&id);
             }
-            Some(Ev::Console(None)) => return Ok(()),
+            Some(Ev::Console(None)) => {
+                tracing::info!("wirefilter: end of stdin (the console), stopping");
+                return Ok(());
+            }
             Some(Ev::Console(Some(l))) => {
                 let (reply, action) = console::execute(&mut ch, &mut console_session, now, &l);
                 let mut out = io::stdout().lock();
@@ -348,6 +351,45 @@ pub fn run(cfg: Config, seed: u64) -> io::Result<()> {
             }
         }
     }
+}
+
+/// The management socket, bound; its file is removed when it is dropped.
+pub struct MgmtSocket {
+    listener: UnixListener,
+    guard: RemoveOnDrop,
+}
+
+/// Binds the management socket at `path` with `mode`. A socket someone
+/// still accepts connections on is refused (`AddrInUse`: another
+/// wirefilter is there, and its socket stays); a stale one (nobody
+/// listens) is replaced. Anything that is not a socket is left alone.
+pub fn bind_mgmt(path: &Path, mode: u32) -> io::Result<MgmtSocket> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let listener = match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let is_socket =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+            if !is_socket {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "Address already in use (the path exists and is not a socket)",
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "Address already in use (another program accepts connections there)",
+                ));
+            }
+            tracing::debug!("replacing the stale socket {}", path.display());
+            std::fs::remove_file(path)?;
+            UnixListener::bind(path)?
+        }
+        r => r?,
+    };
+    let guard = RemoveOnDrop(path.to_path_buf());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(MgmtSocket { listener, guard })
 }
 
 struct RemoveOnDrop(PathBuf);

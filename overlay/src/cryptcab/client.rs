@@ -51,7 +51,7 @@ pub struct ClientOptions {
 pub enum ClientError {
     #[error("cannot resolve {0}: {1}")]
     Resolve(String, io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("{0}")]
     Ssh(#[from] ssh::SshError),
