@@ -232,7 +232,8 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\n\
                  AuthorizedKeysFile {auth}\nPidFile {pid}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n\
+                 SetEnv PATH=/usr/bin:/bin\n",
                 host = d.join("host").display(),
                 auth = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
@@ -338,26 +339,32 @@ impl SshLab {
 
     /// A client on switch a using the ssh config `which`.
     fn client(&self, which: &str) -> Cab {
+        self.client_running(which, Some(CRYPTCAB))
+    }
+
+    /// A client on switch a using the ssh config `which` that runs
+    /// `remote_cmd` on the server host (None: the default, found through
+    /// the ssh session's PATH, which is /usr/bin:/bin in this lab, as
+    /// for a non-interactive login).
+    fn client_running(&self, which: &str, remote_cmd: Option<&str>) -> Cab {
         let conn = format!("{}@127.0.0.1:{}", Sshd::user(), self.sport);
         let lport = free_udp_port().to_string();
         let as_ = self.a.ctl.display().to_string();
         let config = self.sshd.config(which);
-        Cab::start(
-            &self.dir,
-            "cli",
-            &[
-                "-s",
-                &as_,
-                "-p",
-                &lport,
-                "-c",
-                &conn,
-                "--ssh-config",
-                &config,
-                "--remote-cmd",
-                CRYPTCAB,
-            ],
-        )
+        let mut args = vec![
+            "-s",
+            &as_,
+            "-p",
+            &lport,
+            "-c",
+            &conn,
+            "--ssh-config",
+            &config,
+        ];
+        if let Some(cmd) = remote_cmd {
+            args.extend(["--remote-cmd", cmd]);
+        }
+        Cab::start(&self.dir, "cli", &args)
     }
 }
 
@@ -416,6 +423,41 @@ fn an_unauthorized_ssh_key_gets_no_cable() {
     assert_eq!(cryptcab_ports(b), 0);
     assert_eq!(cryptcab_ports(a), 0);
     assert!(!srv.log().contains("announced"), "{}", srv.log());
+}
+
+#[test]
+fn the_debian_vde_cryptcab_on_the_server_host_is_named_with_the_fix() {
+    if !have("/usr/bin/vde_cryptcab") {
+        return;
+    }
+    let Some(lab) = SshLab::start("cc-cremote") else {
+        return;
+    };
+    // the default remote command, found in /usr/bin by the session's PATH,
+    // and the Debian one named explicitly
+    for (remote, names) in [
+        (None, "vde_cryptcab that ssh finds in the PATH"),
+        (Some("/usr/bin/vde_cryptcab"), "/usr/bin/vde_cryptcab"),
+    ] {
+        let mut cli = lab.client_running("ssh_config", remote);
+        assert_eq!(cli.wait_exit(20), Some(253), "{remote:?}: {}", cli.log());
+        let log = cli.log();
+        for want in [
+            names,
+            "is the Debian (C) vde_cryptcab",
+            "--remote-cmd PATH",
+            "install ours",
+        ] {
+            assert!(log.contains(want), "{remote:?}: no {want:?} in: {log}");
+        }
+        assert!(
+            !log.contains("Usage:"),
+            "{remote:?}: the C usage text is not passed on: {log}"
+        );
+    }
+    assert_eq!(cryptcab_ports(&lab.a), 0);
+    assert_eq!(cryptcab_ports(&lab.b), 0);
+    assert!(!lab.srv.log().contains("announced"), "{}", lab.srv.log());
 }
 
 #[test]
