@@ -43,9 +43,15 @@ struct Cab {
 
 impl Cab {
     fn start(dir: &TempDir, name: &str, args: &[&str]) -> Cab {
+        Cab::start_env(dir, name, args, &[])
+    }
+
+    /// Like [`Cab::start`] with environment variables.
+    fn start_env(dir: &TempDir, name: &str, args: &[&str], env: &[(&str, &str)]) -> Cab {
         let log = dir.path(&format!("{name}.log"));
         let child = Command::new(CRYPTCAB)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
@@ -1081,4 +1087,85 @@ fn the_cipher_is_negotiated_and_a_refused_one_gets_no_cable() {
         "{}",
         cli3.log()
     );
+}
+
+/// Lines of `log` that contain `what`.
+fn lines_with(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn a_wrong_key_is_named_on_both_ends_and_the_server_says_so_sparingly() {
+    let dir = TempDir::new("cc-wrongkey");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let other = dir.path("other.key");
+    std::fs::write(&other, b"another secret, just as long as the first").unwrap();
+    let others = other.display().to_string();
+    let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
+    // both ends log warnings only: what follows is at warn level
+    let warn = [("VDE_LOG", "warn")];
+    let sport = free_udp_port();
+    let srv = Cab::start_env(
+        &dir,
+        "srv",
+        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
+        &warn,
+    );
+    assert!(
+        wait_for(5, || UdpSocket::bind(("127.0.0.1", sport)).is_err()),
+        "the server did not take its port: {}",
+        srv.log()
+    );
+    let lport = free_udp_port().to_string();
+    let t0 = Instant::now();
+    let conn = format!("127.0.0.1:{sport}");
+    let cli = Cab::start_env(
+        &dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &others],
+        &warn,
+    );
+    // the client names the server that does not answer
+    let no_reply = format!("no reply from 127.0.0.1:{sport}");
+    assert!(
+        wait_for(15, || cli.log().contains(&no_reply)),
+        "client log:\n{}",
+        cli.log()
+    );
+    assert!(
+        cli.log().contains("wrong key, or no server?"),
+        "{}",
+        cli.log()
+    );
+    // the server names the client whose handshakes fail
+    let peer = format!("handshake from 127.0.0.1:{lport} failed authentication");
+    assert!(
+        wait_for(10, || srv.log().contains(&peer)),
+        "server log:\n{}",
+        srv.log()
+    );
+    // the client keeps trying (an INIT every 0.5 s): the server says so
+    // once per 10 s, the next line counting the failures left out
+    let bound = |secs: u64| 1 + (t0.elapsed().as_secs() / secs) as usize;
+    assert!(
+        wait_for(30, || lines_with(&srv.log(), &peer) >= 2),
+        "{}",
+        srv.log()
+    );
+    let log = srv.log();
+    assert!(lines_with(&log, &peer) <= bound(10), "{log}");
+    let second = log.lines().filter(|l| l.contains(&peer)).nth(1).unwrap();
+    let more: u64 = second
+        .split(" more")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|w| w.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no count of the failures left out: {second}"));
+    assert!(more >= 5, "{second}");
+    let warnings = lines_with(&cli.log(), &no_reply);
+    assert!(warnings <= bound(30), "{warnings} warnings:\n{}", cli.log());
+    assert_eq!(cryptcab_ports(&a), 0);
+    assert_eq!(cryptcab_ports(&b), 0);
 }

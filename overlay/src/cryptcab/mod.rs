@@ -11,6 +11,7 @@
 //! seals frames. The protocol state sits behind one mutex.
 
 pub mod client;
+pub mod diag;
 pub mod server;
 pub mod ssh;
 pub mod ticket;
