@@ -43,9 +43,15 @@ struct Cab {
 
 impl Cab {
     fn start(dir: &TempDir, name: &str, args: &[&str]) -> Cab {
+        Cab::start_env(dir, name, args, &[])
+    }
+
+    /// Like [`Cab::start`] with environment variables.
+    fn start_env(dir: &TempDir, name: &str, args: &[&str], env: &[(&str, &str)]) -> Cab {
         let log = dir.path(&format!("{name}.log"));
         let child = Command::new(CRYPTCAB)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
@@ -232,7 +238,8 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\n\
                  AuthorizedKeysFile {auth}\nPidFile {pid}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n\
+                 SetEnv PATH=/usr/bin:/bin\n",
                 host = d.join("host").display(),
                 auth = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
@@ -338,26 +345,32 @@ impl SshLab {
 
     /// A client on switch a using the ssh config `which`.
     fn client(&self, which: &str) -> Cab {
+        self.client_running(which, Some(CRYPTCAB))
+    }
+
+    /// A client on switch a using the ssh config `which` that runs
+    /// `remote_cmd` on the server host (None: the default, found through
+    /// the ssh session's PATH, which is /usr/bin:/bin in this lab, as
+    /// for a non-interactive login).
+    fn client_running(&self, which: &str, remote_cmd: Option<&str>) -> Cab {
         let conn = format!("{}@127.0.0.1:{}", Sshd::user(), self.sport);
         let lport = free_udp_port().to_string();
         let as_ = self.a.ctl.display().to_string();
         let config = self.sshd.config(which);
-        Cab::start(
-            &self.dir,
-            "cli",
-            &[
-                "-s",
-                &as_,
-                "-p",
-                &lport,
-                "-c",
-                &conn,
-                "--ssh-config",
-                &config,
-                "--remote-cmd",
-                CRYPTCAB,
-            ],
-        )
+        let mut args = vec![
+            "-s",
+            &as_,
+            "-p",
+            &lport,
+            "-c",
+            &conn,
+            "--ssh-config",
+            &config,
+        ];
+        if let Some(cmd) = remote_cmd {
+            args.extend(["--remote-cmd", cmd]);
+        }
+        Cab::start(&self.dir, "cli", &args)
     }
 }
 
@@ -416,6 +429,41 @@ fn an_unauthorized_ssh_key_gets_no_cable() {
     assert_eq!(cryptcab_ports(b), 0);
     assert_eq!(cryptcab_ports(a), 0);
     assert!(!srv.log().contains("announced"), "{}", srv.log());
+}
+
+#[test]
+fn the_debian_vde_cryptcab_on_the_server_host_is_named_with_the_fix() {
+    if !have("/usr/bin/vde_cryptcab") {
+        return;
+    }
+    let Some(lab) = SshLab::start("cc-cremote") else {
+        return;
+    };
+    // the default remote command, found in /usr/bin by the session's PATH,
+    // and the Debian one named explicitly
+    for (remote, names) in [
+        (None, "vde_cryptcab that ssh finds in the PATH"),
+        (Some("/usr/bin/vde_cryptcab"), "/usr/bin/vde_cryptcab"),
+    ] {
+        let mut cli = lab.client_running("ssh_config", remote);
+        assert_eq!(cli.wait_exit(20), Some(253), "{remote:?}: {}", cli.log());
+        let log = cli.log();
+        for want in [
+            names,
+            "is the Debian (C) vde_cryptcab",
+            "--remote-cmd PATH",
+            "install ours",
+        ] {
+            assert!(log.contains(want), "{remote:?}: no {want:?} in: {log}");
+        }
+        assert!(
+            !log.contains("Usage:"),
+            "{remote:?}: the C usage text is not passed on: {log}"
+        );
+    }
+    assert_eq!(cryptcab_ports(&lab.a), 0);
+    assert_eq!(cryptcab_ports(&lab.b), 0);
+    assert!(!lab.srv.log().contains("announced"), "{}", lab.srv.log());
 }
 
 #[test]
@@ -1075,4 +1123,85 @@ fn the_cipher_is_negotiated_and_a_refused_one_gets_no_cable() {
         "{}",
         cli3.log()
     );
+}
+
+/// Lines of `log` that contain `what`.
+fn lines_with(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn a_wrong_key_is_named_on_both_ends_and_the_server_says_so_sparingly() {
+    let dir = TempDir::new("cc-wrongkey");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let other = dir.path("other.key");
+    std::fs::write(&other, b"another secret, just as long as the first").unwrap();
+    let others = other.display().to_string();
+    let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
+    // both ends log warnings only: what follows is at warn level
+    let warn = [("VDE_LOG", "warn")];
+    let sport = free_udp_port();
+    let srv = Cab::start_env(
+        &dir,
+        "srv",
+        &["-s", &bs, "-p", &sport.to_string(), "-P", &key],
+        &warn,
+    );
+    assert!(
+        wait_for(5, || UdpSocket::bind(("127.0.0.1", sport)).is_err()),
+        "the server did not take its port: {}",
+        srv.log()
+    );
+    let lport = free_udp_port().to_string();
+    let t0 = Instant::now();
+    let conn = format!("127.0.0.1:{sport}");
+    let cli = Cab::start_env(
+        &dir,
+        "cli",
+        &["-s", &as_, "-p", &lport, "-c", &conn, "-P", &others],
+        &warn,
+    );
+    // the client names the server that does not answer
+    let no_reply = format!("no reply from 127.0.0.1:{sport}");
+    assert!(
+        wait_for(15, || cli.log().contains(&no_reply)),
+        "client log:\n{}",
+        cli.log()
+    );
+    assert!(
+        cli.log().contains("wrong key, or no server?"),
+        "{}",
+        cli.log()
+    );
+    // the server names the client whose handshakes fail
+    let peer = format!("handshake from 127.0.0.1:{lport} failed authentication");
+    assert!(
+        wait_for(10, || srv.log().contains(&peer)),
+        "server log:\n{}",
+        srv.log()
+    );
+    // the client keeps trying (an INIT every 0.5 s): the server says so
+    // once per 10 s, the next line counting the failures left out
+    let bound = |secs: u64| 1 + (t0.elapsed().as_secs() / secs) as usize;
+    assert!(
+        wait_for(30, || lines_with(&srv.log(), &peer) >= 2),
+        "{}",
+        srv.log()
+    );
+    let log = srv.log();
+    assert!(lines_with(&log, &peer) <= bound(10), "{log}");
+    let second = log.lines().filter(|l| l.contains(&peer)).nth(1).unwrap();
+    let more: u64 = second
+        .split(" more")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|w| w.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no count of the failures left out: {second}"));
+    assert!(more >= 5, "{second}");
+    let warnings = lines_with(&cli.log(), &no_reply);
+    assert!(warnings <= bound(30), "{warnings} warnings:\n{}", cli.log());
+    assert_eq!(cryptcab_ports(&a), 0);
+    assert_eq!(cryptcab_ports(&b), 0);
 }

@@ -65,7 +65,8 @@ struct Args {
     /// Client: ssh config file to use instead of ~/.ssh/config (ssh -F).
     #[arg(long = "ssh-config", value_name = "FILE")]
     ssh_config: Option<PathBuf>,
-    /// Client: the program ssh runs on the server host.
+    /// Client: the program ssh runs on the server host (the full path of
+    /// ours where the Debian vde_cryptcab comes first in ssh's PATH there).
     #[arg(
         long = "remote-cmd",
         value_name = "CMD",

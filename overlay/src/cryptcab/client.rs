@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeyId, Psk};
 
+use super::diag::NoReply;
 use super::ssh::{self, SshOptions};
 use super::LocalSide;
 use super::{
@@ -128,6 +129,7 @@ pub fn connect(
     let mut next_ssh = Duration::ZERO;
     let mut ssh_tries = 0usize;
     let mut said_unreachable = false;
+    let mut no_reply = NoReply::default();
     let mut frames = [0usize; BATCH];
     while !ctl.stopping() {
         if ctl.take_report() {
@@ -219,7 +221,13 @@ pub fn connect(
                 && now >= next_ssh;
             // up, but the switch refused a port earlier: try again
             let reattach = s.client.is_up() && s.link.is_none();
+            let unanswered = no_reply.update(s.client.failed_attempts(), s.client.is_up(), now);
             drop(s);
+            if let Some(n) = unanswered {
+                tracing::warn!(
+                    "no reply from {server} — wrong key, or no server? ({n} handshakes unanswered)"
+                );
+            }
             if reattach {
                 link_up(&shared, &sock, &*local, server, clock);
             }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use vde_crypto::{Client, ClientEvent, ClientRecv, Config, Drop, KeyId};
 
 use super::client::{random_id, resolve, ClientError, ClientKeys};
+use super::diag::NoReply;
 use super::ssh::{self, SshError};
 use super::ticket::Ticket;
 use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, wall_nanos, Batch, BATCH};
@@ -24,8 +25,6 @@ use crate::endpoint::{EndpointEvent, EndpointStatus, FrameEndpoint, LinkId, Link
 
 /// Handshakes in a row without an answer before a new key is fetched over ssh.
 const REFRESH_AFTER_FAILURES: u32 = 4;
-/// Handshakes in a row without an answer before the user is told.
-const WARN_AFTER_FAILURES: u32 = 3;
 /// Waits between ssh attempts while the server stays unreachable.
 const SSH_BACKOFF: [Duration; 4] = [
     Duration::from_secs(1),
@@ -71,7 +70,7 @@ pub struct Dial {
     init_sent: Option<Duration>,
     rtt: Option<Duration>,
     said_unreachable: bool,
-    warned_silent: bool,
+    no_reply: NoReply,
     frames_in: u64,
     frames_out: u64,
     tx_dropped: u64,
@@ -121,7 +120,7 @@ impl Dial {
             init_sent: None,
             rtt: None,
             said_unreachable: false,
-            warned_silent: false,
+            no_reply: NoReply::default(),
             frames_in: 0,
             frames_out: 0,
             tx_dropped: 0,
@@ -149,7 +148,6 @@ impl Dial {
             self.rtt = Some(now.saturating_sub(t));
         }
         self.said_unreachable = false;
-        self.warned_silent = false;
         self.ssh_tries = 0;
         if !self.up {
             self.up = true;
@@ -350,10 +348,9 @@ impl FrameEndpoint for Dial {
             }
         }
         let failed = self.client.failed_attempts();
-        if !self.up && failed >= WARN_AFTER_FAILURES && !self.warned_silent {
-            self.warned_silent = true;
+        if let Some(n) = self.no_reply.update(failed, self.client.is_up(), t) {
             tracing::warn!(
-                "no reply from {} after {failed} handshakes — wrong key, or no server?",
+                "no reply from {} — wrong key, or no server? ({n} handshakes unanswered)",
                 self.server
             );
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
 
+use super::diag::AuthFailures;
 use super::server::ServerKeys;
 use super::ticket::TicketListener;
 use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, Batch, BATCH};
@@ -75,6 +76,7 @@ pub struct Listen {
     seal: Vec<Vec<u8>>,
     dead_after: Duration,
     too_long: u64,
+    auth_failures: AuthFailures,
 }
 
 impl Listen {
@@ -142,6 +144,7 @@ impl Listen {
             seal: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
             dead_after: opts.config.dead_after,
             too_long: 0,
+            auth_failures: AuthFailures::default(),
         })
     }
 
@@ -273,6 +276,16 @@ impl FrameEndpoint for Listen {
                     tracing::debug!("cable {peer} rekeyed");
                 }
                 Ok(ServerRecv::Frame(_)) | Ok(ServerRecv::Keepalive(_)) => {}
+                Err(vde_crypto::Drop::BadMac) => {
+                    if let Some(report) = self.auth_failures.failed(super::plain(from), t) {
+                        let why = if self.book.is_none() {
+                            "not our pre-shared key?"
+                        } else {
+                            "for a cable id handed over ssh"
+                        };
+                        tracing::warn!("{report}: bad mac ({why})");
+                    }
+                }
                 Err(d) => tracing::debug!("dropped a datagram from {from}: {d}"),
             }
             let Ok(r) = r else { continue };

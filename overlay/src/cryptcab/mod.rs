@@ -11,6 +11,7 @@
 //! seals frames. The protocol state sits behind one mutex.
 
 pub mod client;
+pub mod diag;
 pub mod dial;
 pub mod listen;
 pub mod server;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
 
+use super::diag::AuthFailures;
 use super::ticket::{Allow, TicketListener};
 use super::{
     any_v4, any_v6, bind_udp, deliver, id_hex, idle, send_udp, stats_line, Batch, Clock, Control,
@@ -66,6 +67,7 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
     let sock = bind_udp(any_v6(), opts.port).or_else(|_| bind_udp(any_v4(), opts.port))?;
     let sock = Arc::new(sock);
     let clock = Clock::new();
+    let psk_mode = matches!(opts.keys, ServerKeys::Psk(_));
     let (source, ssh) = match opts.keys {
         ServerKeys::Psk(p) => (KeySource::Psk(p), None),
         ServerKeys::Ssh { allow, groups_of } => (KeySource::Tickets, Some((allow, groups_of))),
@@ -118,6 +120,7 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
     let mut deadline = Duration::ZERO;
     // frames opened in this batch, by slot, waiting to go to their port
     let mut pending: Vec<(PeerId, usize)> = Vec::with_capacity(BATCH);
+    let mut auth_failures = AuthFailures::default();
     while !ctl.stopping() {
         if ctl.take_report() {
             tracing::info!("stats: {}", stats_line(lock(&shared).server.stats()));
@@ -135,6 +138,16 @@ pub fn serve(opts: ServerOptions, local: Arc<dyn LocalSide>, ctl: Arc<Control>) 
                         continue;
                     }
                     drop(s);
+                    if r == Err(vde_crypto::Drop::BadMac) {
+                        if let Some(report) = auth_failures.failed(super::plain(from), now) {
+                            let why = if psk_mode {
+                                "not our pre-shared key?"
+                            } else {
+                                "for a cable id handed over ssh"
+                            };
+                            tracing::warn!("{report}: bad mac ({why})");
+                        }
+                    }
                     flush(&mut pending, &shared, &b.outs);
                     let s = lock(&shared);
                     handle_recv(r, s, &sock, &b.outs[i], &shared, &local, clock)?;

@@ -44,6 +44,9 @@ pub enum SshError {
     Ssh(String),
     /// The server host ran the helper and it, or the server, said no.
     Rejected(String),
+    /// The program run on the server host is not our vde_cryptcab (it
+    /// does not know `--ticket`): what it is and what to do.
+    NotOurs(String),
     /// Something local (no runtime, no randomness).
     Local(String),
 }
@@ -53,6 +56,7 @@ impl fmt::Display for SshError {
         match self {
             SshError::Ssh(m) => write!(f, "ssh failed: {m}"),
             SshError::Rejected(m) => write!(f, "key rejected by the server host: {m}"),
+            SshError::NotOurs(m) => write!(f, "{m}"),
             SshError::Local(m) => write!(f, "{m}"),
         }
     }
@@ -142,6 +146,9 @@ async fn run(opts: &SshOptions, port: u16, ticket: &Ticket) -> Result<String, Ss
                 "{} is not installed on {} (or not in the ssh user's PATH): {stderr}",
                 opts.remote_cmd, opts.dest
             ))),
+            _ if not_our_helper(&stdout, &stderr).is_some() => Err(SshError::NotOurs(
+                not_ours_message(&opts.remote_cmd, &opts.dest, &stdout, &stderr),
+            )),
             _ => Err(SshError::Rejected(if stderr.is_empty() {
                 format!("{} exited with {}", opts.remote_cmd, out.status)
             } else {
@@ -155,4 +162,168 @@ async fn run(opts: &SshOptions, port: u16, ticket: &Ticket) -> Result<String, Ss
     .await;
     let _ = session.close().await;
     result
+}
+
+/// What ran on the server host instead of our helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// The Debian (C) vde_cryptcab: getopt's complaint and its usage text.
+    DebianC,
+    /// Some program that does not know `--ticket` (an old vde_cryptcab of
+    /// ours, or another program of that name).
+    Unknown,
+}
+
+/// Whether the remote command's output (it failed) says that it does not
+/// know our `--ticket` option, and what it is.
+pub fn not_our_helper(stdout: &str, stderr: &str) -> Option<Foreign> {
+    let text = format!("{stderr}\n{stdout}");
+    // the C tool's usage line: "Usage: vde_cryptcab [-s socketname] [-c
+    // [remoteuser@]remotehost[:remoteport]] ..."
+    let c_usage = text.lines().any(|l| {
+        l.trim_start().starts_with("Usage:")
+            && l.contains("vde_cryptcab")
+            && l.contains("socketname")
+            && l.contains("remoteuser@")
+    });
+    if c_usage {
+        return Some(Foreign::DebianC);
+    }
+    let refused = text.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("--ticket")
+            && [
+                "unrecognized",
+                "unrecognised",
+                "unknown",
+                "unexpected",
+                "invalid",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+    });
+    refused.then_some(Foreign::Unknown)
+}
+
+/// The message for a remote command that is not our helper: what ran,
+/// why, and the two ways out.
+pub fn not_ours_message(remote_cmd: &str, dest: &str, stdout: &str, stderr: &str) -> String {
+    let host = dest.rsplit_once('@').map_or(dest, |(_, h)| h);
+    let what = if remote_cmd.contains('/') {
+        format!("{remote_cmd} on {host}")
+    } else {
+        format!("the {remote_cmd} that ssh finds in the PATH on {host}")
+    };
+    // a non-interactive ssh session reads no ~/.profile: its PATH is the
+    // system's, where /usr/bin comes before ~/.cargo/bin (if that is there)
+    let fix = if remote_cmd.contains('/') {
+        format!(
+            "give the full path of ours with --remote-cmd PATH, or install ours on {host} \
+             and leave --remote-cmd out"
+        )
+    } else {
+        format!(
+            "give the full path of ours on {host} with --remote-cmd PATH, or install ours \
+             on {host} first in the PATH of a non-interactive ssh session (e.g. in \
+             /usr/local/bin, which comes before /usr/bin; ~/.cargo/bin is not in it)"
+        )
+    };
+    match not_our_helper(stdout, stderr) {
+        Some(Foreign::DebianC) => format!(
+            "{what} is the Debian (C) vde_cryptcab, which has no --ticket to receive \
+             the key: {fix}"
+        ),
+        _ => {
+            let said = stderr
+                .lines()
+                .chain(stdout.lines())
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("");
+            format!(
+                "{what} does not know --ticket (it said: {said}); it is not our \
+                 vde_cryptcab, or an old one: {fix}"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Debian vde_cryptcab (vde2 2.3.3) prints for `--ticket -p
+    /// 7667` (exit status 1, all on stderr).
+    const DEBIAN: &str = "vde_cryptcab: unrecognized option '--ticket'\n\
+        Usage: vde_cryptcab [-s socketname] [-c [remoteuser@]remotehost[:remoteport]] \
+        [-p localport] [-P pre-shared/key/path] [-d] [-x] [-v]\n";
+
+    #[test]
+    fn the_debian_vde_cryptcab_is_recognised() {
+        assert_eq!(not_our_helper("", DEBIAN), Some(Foreign::DebianC));
+        // run by its full path, the usage names it so
+        let full = DEBIAN.replace("vde_cryptcab", "/usr/bin/vde_cryptcab");
+        assert_eq!(not_our_helper("", &full), Some(Foreign::DebianC));
+        // an older getopt quotes with a backquote
+        let old = DEBIAN.replace("'--ticket'", "`--ticket'");
+        assert_eq!(not_our_helper("", &old), Some(Foreign::DebianC));
+        // printed on stdout instead
+        assert_eq!(not_our_helper(DEBIAN, ""), Some(Foreign::DebianC));
+    }
+
+    #[test]
+    fn other_programs_without_ticket_are_recognised() {
+        let clap = "error: unexpected argument '--ticket' found\n\nUsage: vde_cryptcab [OPTIONS]";
+        assert_eq!(not_our_helper("", clap), Some(Foreign::Unknown));
+        let getopt = "foo: unrecognized option '--ticket'\nTry 'foo --help'";
+        assert_eq!(not_our_helper("", getopt), Some(Foreign::Unknown));
+    }
+
+    #[test]
+    fn our_own_refusals_are_not_taken_for_a_foreign_program() {
+        for err in [
+            "vde_cryptcab: uid 4242 may not attach cables to the server on UDP port 7667",
+            "vde_cryptcab: no vde_cryptcab server on UDP port 7667",
+            "vde_cryptcab: cable id 0011223344556677 is already in use",
+            "vde_cryptcab: bad ticket line",
+            "",
+        ] {
+            assert_eq!(not_our_helper("", err), None, "{err}");
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_program_and_both_fixes() {
+        let m = not_ours_message("vde_cryptcab", "alice@srv", "", DEBIAN);
+        assert!(
+            m.starts_with(
+                "the vde_cryptcab that ssh finds in the PATH on srv is the Debian (C) \
+                 vde_cryptcab"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("--remote-cmd PATH") && m.contains("install ours"),
+            "{m}"
+        );
+        assert!(!m.contains("Usage"), "{m}");
+        let m = not_ours_message("/usr/bin/vde_cryptcab", "srv", "", DEBIAN);
+        assert!(
+            m.starts_with("/usr/bin/vde_cryptcab on srv is the Debian (C) vde_cryptcab"),
+            "{m}"
+        );
+        let m = not_ours_message(
+            "/opt/x/vde_cryptcab",
+            "srv",
+            "",
+            "error: unexpected argument '--ticket' found\n\nUsage: vde_cryptcab [OPTIONS]",
+        );
+        assert!(
+            m.contains(
+                "does not know --ticket (it said: error: unexpected argument '--ticket' found)"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("--remote-cmd PATH"), "{m}");
+    }
 }
