@@ -1205,3 +1205,70 @@ fn a_wrong_key_is_named_on_both_ends_and_the_server_says_so_sparingly() {
     assert_eq!(cryptcab_ports(&a), 0);
     assert_eq!(cryptcab_ports(&b), 0);
 }
+
+/// Ports of a switch held by cables it hosts itself.
+fn inproc_ports(sw: &Switch) -> usize {
+    sw.cmd("port/print").matches("module cable").count()
+}
+
+#[test]
+fn the_ssh_form_runs_inside_the_switch_against_a_real_sshd() {
+    let Some(lab) = SshLab::start("cc-inproc-ssh") else {
+        return;
+    };
+    let user = Sshd::user();
+    let cfg = lab.sshd.config("ssh_config");
+    // switch a dials vde_cryptcab on switch b: the key goes over ssh
+    let vnl = format!(
+        "cryptcab://{user}@127.0.0.1:{}/sshconfig={cfg}/remote={CRYPTCAB}",
+        lab.sport
+    );
+    let r = lab.a.cmd(&format!("cable/add {vnl}"));
+    assert!(r.contains("1000 Success"), "{r}\n{}", lab.srv.log());
+    assert!(
+        wait_for(10, || inproc_ports(&lab.a) == 1
+            && cryptcab_ports(&lab.b) == 1),
+        "{}\n{}",
+        lab.a.cmd("cable/print"),
+        lab.srv.log()
+    );
+    let ca = Client::connect(&lab.a.ctl, PortRequest::Any, "t").unwrap();
+    let cb = Client::connect(&lab.b.ctl, PortRequest::Any, "t").unwrap();
+    assert!(passes(&ca, &cb, 1) && passes(&cb, &ca, 2));
+    // an unauthorized ssh key gets no cable, and a clear console error
+    let bad = lab.sshd.config("ssh_config_stranger");
+    let r = lab.a.cmd(&format!(
+        "cable/add cryptcab://{user}@127.0.0.1:{}/sshconfig={bad}/remote={CRYPTCAB}",
+        lab.sport
+    ));
+    assert!(
+        r.contains("1013 Permission denied") && r.contains("ssh"),
+        "{r}"
+    );
+    assert_eq!(inproc_ports(&lab.a), 1, "the other cable is untouched");
+    // a switch that listens itself takes keys over ssh too: the helper
+    // run by ssh finds its ticket socket
+    let c = Switch::start(
+        Impl::Ours,
+        &lab.dir,
+        "c",
+        &[&format!("--listen=cryptcab://:{}", {
+            let p = free_udp_port();
+            std::fs::write(lab.dir.path("cport"), p.to_string()).unwrap();
+            p
+        })],
+    );
+    let cport = std::fs::read_to_string(lab.dir.path("cport")).unwrap();
+    let r = lab.a.cmd(&format!(
+        "cable/add cryptcab://{user}@127.0.0.1:{cport}/sshconfig={cfg}/remote={CRYPTCAB}"
+    ));
+    assert!(r.contains("1000 Success"), "{r}");
+    assert!(
+        wait_for(10, || inproc_ports(&c) == 1 && inproc_ports(&lab.a) == 2),
+        "{}\n{}",
+        c.cmd("cable/print"),
+        lab.a.cmd("cable/print")
+    );
+    let cc = Client::connect(&c.ctl, PortRequest::Any, "t").unwrap();
+    assert!(passes(&ca, &cc, 3) && passes(&cc, &ca, 4));
+}

@@ -18,11 +18,12 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser};
 
 use vde::cryptcab::SwitchSide;
+use vde::vnl::cryptcab as vnl_cryptcab;
 use vde_overlay::cryptcab::client::{self, ClientKeys, ClientOptions};
 use vde_overlay::cryptcab::server::{self, ServerKeys, ServerOptions};
 use vde_overlay::cryptcab::ssh::SshOptions;
 use vde_overlay::cryptcab::ticket::{self, Allow};
-use vde_overlay::cryptcab::{Config, Control, Psk, Suite, Suites, DEFAULT_PORT};
+use vde_overlay::cryptcab::{Config, Control, Psk, DEFAULT_PORT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -98,82 +99,35 @@ const DEFAULT_SOCK: &str = "/tmp/vde.ctl";
 
 /// A UDP port: 1..65535, said so when it is out of range.
 fn udp_port(p: &str) -> Result<u16, String> {
-    if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("port {p:?}: not a number (1..65535)"));
-    }
-    match p.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("port {p}: must be 1..65535")),
-    }
+    vnl_cryptcab::parse_port(p, false)
 }
 
-/// `[user@]host[:port]`, with `[v6]:port` or a bare IPv6 literal.
+/// `[user@]host[:port]`, with `[v6]:port` or a bare IPv6 literal (the
+/// `cryptcab://` locator's grammar).
 fn split_connect(s: &str) -> Result<(Option<String>, String, u16)> {
-    let (user, rest) = match s.rsplit_once('@') {
-        Some((u, r)) => (Some(u.to_string()), r),
-        None => (None, s),
-    };
-    let port_of = |p: &str| udp_port(p).map_err(|e| anyhow::anyhow!("bad UDP port in -c {s}: {e}"));
-    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-        let (h, after) = r
-            .split_once(']')
-            .with_context(|| format!("missing ] in -c {s}"))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => port_of(p)?,
-            None if after.is_empty() => DEFAULT_PORT,
-            None => bail!("unexpected {after:?} after ] in -c {s}"),
-        };
-        (h.to_string(), port)
-    } else if rest.matches(':').count() == 1 {
-        let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
-        (h.to_string(), port_of(p)?)
-    } else {
-        (rest.to_string(), DEFAULT_PORT)
-    };
-    if host.is_empty() {
-        bail!("no host in -c {s}");
-    }
+    let (user, host, port) = vnl_cryptcab::split_dest(s).map_err(|e| {
+        if e.starts_with("port ") {
+            anyhow::anyhow!("bad UDP port in -c {s}: {e}")
+        } else {
+            anyhow::anyhow!("-c {s}: {e}")
+        }
+    })?;
+    let host = host.with_context(|| format!("no host in -c {s}"))?;
     Ok((user, host, port))
 }
 
 fn config(args: &Args) -> Result<Config> {
-    let name = args.cipher.as_deref().map(str::to_ascii_lowercase);
-    let (suite, accept) = match name.as_deref().unwrap_or("") {
-        "" => (Suite::ChaCha20Poly1305, Suites::ALL),
-        "auto" => (Suite::preferred(), Suites::ALL),
-        "chacha20-poly1305" | "chacha20poly1305" | "chacha" => (
-            Suite::ChaCha20Poly1305,
-            Suites::only(Suite::ChaCha20Poly1305),
-        ),
-        "aes-256-gcm" | "aes256gcm" | "aes" => (Suite::Aes256Gcm, Suites::only(Suite::Aes256Gcm)),
-        other => bail!("unknown --cipher {other:?} (auto, chacha20-poly1305 or aes-256-gcm)"),
-    };
-    if !(args.dead_after >= 0.05 && args.dead_after <= 3600.0) {
-        bail!("--dead-after must be between 0.05 and 3600 seconds");
-    }
-    if !(args.rekey_after >= 1.0 && args.rekey_after <= 86400.0) {
-        bail!("--rekey-after must be between 1 and 86400 seconds");
-    }
-    let dead = Duration::from_secs_f64(args.dead_after);
-    Ok(Config {
-        suite,
-        accept,
-        dead_after: dead,
-        keepalive_interval: dead / 4,
-        rekey_after_time: Duration::from_secs_f64(args.rekey_after),
-        // a keypair that could not be replaced is dropped after this
-        reject_after_time: Duration::from_secs_f64(args.rekey_after * 3.0),
-        ..Config::default()
+    vnl_cryptcab::config(args.cipher.as_deref(), args.dead_after, args.rekey_after).map_err(|e| {
+        let e = e
+            .replace("unknown cipher", "unknown --cipher")
+            .replace("the dead-after time", "--dead-after")
+            .replace("the rekey time", "--rekey-after");
+        anyhow::anyhow!(e)
     })
 }
 
 fn read_psk(path: &PathBuf) -> Result<Psk> {
-    let mut bytes =
-        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
-    let psk = Psk::from_file_contents(&bytes)
-        .map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()));
-    zeroize::Zeroize::zeroize(&mut bytes);
-    psk
+    Ok(vnl_cryptcab::read_psk(path)?)
 }
 
 /// SIGTERM/SIGINT/SIGHUP stop the cable (clients say goodbye); SIGUSR1

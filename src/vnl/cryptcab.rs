@@ -72,12 +72,16 @@ impl Spec {
     }
 }
 
-/// A UDP port: 1..=65535 (0 only where `zero` says it means "any").
+/// A UDP port: 1..=65535 (0 only where `zero` says it means "any"),
+/// said so when it is out of range.
 pub fn parse_port(s: &str, zero: bool) -> Result<u16, String> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("port {s:?}: not a number (1..65535)"));
+    }
     match s.parse::<u32>() {
         Ok(0) if zero => Ok(0),
         Ok(p @ 1..=65535) => Ok(p as u16),
-        _ => Err(format!("port {s:?}: must be a number from 1 to 65535")),
+        _ => Err(format!("port {s}: must be 1..65535")),
     }
 }
 
@@ -366,7 +370,7 @@ mod tests {
     #[test]
     fn bad_locators_are_named() {
         for (vnl, part) in [
-            ("cryptcab://h:70000", "1 to 65535"),
+            ("cryptcab://h:70000", "port 70000: must be 1..65535"),
             ("cryptcab://h/cipher=rot13", "unknown cipher"),
             ("cryptcab://h/dead=x", "seconds"),
             ("cryptcab://h/dead=0", "dead-after"),
