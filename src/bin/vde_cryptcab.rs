@@ -126,7 +126,7 @@ fn config(args: &Args) -> Result<Config> {
     })
 }
 
-fn read_psk(path: &PathBuf) -> Result<Psk> {
+fn read_psk(path: &std::path::Path) -> Result<Psk> {
     Ok(vnl_cryptcab::read_psk(path)?)
 }
 
@@ -173,7 +173,7 @@ fn run() -> Result<i32> {
         bail!("-k/--keepalive is for clients (-c) only");
     }
     let cfg = config(&args)?;
-    let psk = args.preshared.as_ref().map(read_psk).transpose()?;
+    let psk = args.preshared.as_deref().map(read_psk).transpose()?;
     let local = Arc::new(SwitchSide {
         vnl: args.sock.clone(),
     });
