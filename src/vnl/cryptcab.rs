@@ -6,7 +6,8 @@
 //! cryptcab://[:PORT][/OPT=VAL/...]              listen (no host)
 //! ```
 //!
-//! Options: `psk=FILE` (pre-shared key file instead of ssh), `port=N`
+//! Options (a path's value runs up to the next `KEY=VALUE`, so its slashes
+//! need no quoting): `psk=FILE` (pre-shared key file instead of ssh), `port=N`
 //! (dial: local UDP port, default ephemeral), `cipher=NAME` (`auto`,
 //! `chacha20-poly1305`, `aes-256-gcm`), `dead=SECONDS` (declare a silent
 //! cable down, default 1), `rekey=SECONDS` (default 120), `remote=CMD`
@@ -346,6 +347,10 @@ mod tests {
         assert_eq!(s.psk.as_deref(), Some("/k"));
         let s = spec(&loc("cryptcab://h/psk=/etc/vde/key/dead=2")).unwrap();
         assert_eq!(s.psk.as_deref(), Some("/etc/vde/key"));
+        assert_eq!(s.config.dead_after, Duration::from_secs(2));
+        // path parts that look like abbreviated keys stay in the path
+        let s = spec(&loc("cryptcab://h/sshconfig=/home/ssh/ssh_config/dead=2")).unwrap();
+        assert_eq!(s.sshconfig.as_deref(), Some("/home/ssh/ssh_config"));
         assert_eq!(s.config.dead_after, Duration::from_secs(2));
         let s = spec(&loc("cryptcab://h")).unwrap();
         assert_eq!((s.host.as_deref(), s.port), (Some("h"), DEFAULT_PORT));

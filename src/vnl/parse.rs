@@ -222,7 +222,7 @@ fn parse_options(
         .map(|(i, _)| *i)
         .collect();
     cuts.push(list.len());
-    let mut items = Vec::new();
+    let mut items: Vec<(&'static str, Option<String>)> = Vec::new();
     let mut start = 0;
     for end in cuts {
         let opt = &list[start..end];
@@ -244,18 +244,18 @@ fn parse_options(
         if k.is_empty() {
             continue;
         }
-        match resolve_key(&k, v, keys, scheme, vnl) {
-            Ok(item) => items.push(item),
-            // a path's value goes on past its slashes (`psk=/etc/vde/key`)
-            // while what follows is not an option
-            Err(e) => match items.last_mut() {
-                Some((key, Some(value))) if paths.contains(key) => {
+        // a path's value goes on past its slashes (`psk=/etc/vde/key`) up
+        // to the next KEY=VALUE
+        if v.is_none() {
+            if let Some((key, Some(value))) = items.last_mut() {
+                if paths.contains(key) {
                     value.push('/');
                     value.push_str(&unescape(opt));
+                    continue;
                 }
-                _ => return Err(e),
-            },
+            }
         }
+        items.push(resolve_key(&k, v, keys, scheme, vnl)?);
     }
     Ok(Options { items })
 }
