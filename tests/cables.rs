@@ -179,7 +179,11 @@ fn cable_errors_are_clear_and_leave_other_ports_alone() {
     let busy_port = busy.local_addr().unwrap().port();
     for (cmd, code, words) in [
         ("cable/add bogus://x", "1022", "unknown VNL scheme"),
-        ("cable/add cryptcab://h:70000", "1022", "1 to 65535"),
+        (
+            "cable/add cryptcab://h:70000",
+            "1022",
+            "port 70000: must be 1..65535",
+        ),
         (
             "cable/add cryptcab://h/cipher=rot13",
             "1022",

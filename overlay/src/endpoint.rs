@@ -9,9 +9,11 @@
 //!
 //! 1. wait until [`FrameEndpoint::fd`] is readable or
 //!    [`FrameEndpoint::poll_timeout`] has passed;
-//! 2. call [`FrameEndpoint::recv_batch`] until it returns 0 frames (it
-//!    handles the transport's own packets — handshakes, keepalives — by
-//!    itself and returns only frames, each with the link it came on);
+//! 2. call [`FrameEndpoint::recv_batch`] until it fails with `WouldBlock`
+//!    (it handles the transport's own packets — handshakes, keepalives —
+//!    by itself and returns only frames, each with the link it came on; a
+//!    batch of only such packets returns 0 frames: call again, or yield
+//!    and come back, the descriptor will not be readable again);
 //! 3. call [`FrameEndpoint::handle_timeout`] when the deadline has passed;
 //! 4. drain [`FrameEndpoint::poll_event`]: links that came up (give them a
 //!    port) or went down (take their port down);
@@ -115,8 +117,9 @@ pub trait FrameEndpoint: Send {
     /// The descriptor to watch for readability.
     fn fd(&self) -> RawFd;
     /// Receives what is waiting, without blocking: returns how many frames
-    /// were put into `rx` (0 when nothing is left). Transport packets that
-    /// are not frames are handled inside.
+    /// were put into `rx` (possibly 0: the batch held only transport
+    /// packets, which are handled inside), or `WouldBlock` once nothing is
+    /// left.
     fn recv_batch(&mut self, rx: &mut RxBatch<'_>, now: Instant) -> io::Result<usize>;
     /// Sends frames on a link, without blocking. Returns how many the
     /// endpoint took (sent, or dropped and counted); the rest may be

@@ -17,13 +17,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser};
 
-use vde::cryptcab::SwitchSide;
+use vde::cryptcab::relay;
 use vde::vnl::cryptcab as vnl_cryptcab;
-use vde_overlay::cryptcab::client::{self, ClientKeys, ClientOptions};
-use vde_overlay::cryptcab::server::{self, ServerKeys, ServerOptions};
+use vde_overlay::cryptcab::client::{ClientError, ClientKeys};
+use vde_overlay::cryptcab::dial::{Dial, DialOptions};
+use vde_overlay::cryptcab::listen::{Listen, ListenOptions};
+use vde_overlay::cryptcab::server::ServerKeys;
 use vde_overlay::cryptcab::ssh::SshOptions;
 use vde_overlay::cryptcab::ticket::{self, Allow};
-use vde_overlay::cryptcab::{Config, Control, Psk, DEFAULT_PORT};
+use vde_overlay::cryptcab::{id_hex, stats_line, Config, Control, Psk, DEFAULT_PORT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -174,9 +176,6 @@ fn run() -> Result<i32> {
     }
     let cfg = config(&args)?;
     let psk = args.preshared.as_deref().map(read_psk).transpose()?;
-    let local = Arc::new(SwitchSide {
-        vnl: args.sock.clone(),
-    });
     // fail early if the switch is not there (without taking a port: ports
     // appear only with cables)
     check_switch(&args.sock)?;
@@ -207,21 +206,29 @@ fn run() -> Result<i32> {
                     ClientKeys::Ssh(o)
                 }
             };
-            let opts = ClientOptions {
+            let opts = DialOptions {
                 host,
                 port,
                 local_port: args.port,
                 keys,
                 config: cfg,
             };
-            match client::connect(opts, local, ctl) {
-                Ok(()) => Ok(0),
-                Err(e @ client::ClientError::Ssh(_)) => {
+            let mut cable = match Dial::open(opts) {
+                Ok(c) => c,
+                Err(e @ ClientError::Ssh(_)) => {
                     eprintln!("vde_cryptcab: {e}");
-                    Ok(253)
+                    return Ok(253);
                 }
-                Err(e) => Err(e.into()),
-            }
+                Err(e) => return Err(e.into()),
+            };
+            tracing::info!(
+                "vde_cryptcab client: cable {} to {} for switch {}",
+                id_hex(&cable.key_id()),
+                cable.server(),
+                local_name(&args.sock)
+            );
+            relay(&mut cable, &args.sock, &ctl, |c| stats_line(c.stats()))?;
+            Ok(0)
         }
         None => {
             let keys = match psk {
@@ -252,12 +259,18 @@ fn run() -> Result<i32> {
                     }
                 }
             };
-            let opts = ServerOptions {
+            let opts = ListenOptions {
                 port: args.port,
                 keys,
                 config: cfg,
             };
-            server::serve(opts, local, ctl)?;
+            let mut cable = Listen::open(opts)?;
+            tracing::info!(
+                "vde_cryptcab server on UDP port {} for switch {}",
+                cable.port(),
+                local_name(&args.sock)
+            );
+            relay(&mut cable, &args.sock, &ctl, |c| stats_line(c.stats()))?;
             Ok(0)
         }
     }

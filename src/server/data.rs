@@ -414,9 +414,9 @@ impl DataPath {
                 }
                 return;
             }
-            // a cable's batch may be short while more waits: it is empty
-            // only when it returns nothing
-            if n < BATCH && !(cable && n > 0) {
+            // a cable's batch may be short (or empty: transport packets
+            // only) while more waits: it is drained when it says WouldBlock
+            if n < BATCH && !cable {
                 return;
             }
         }

@@ -171,13 +171,21 @@ impl FrameEndpoint for PlugEndpoint {
                     rx.links[n] = 0;
                     n += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.went_down(&e.to_string());
                     break;
                 }
             }
+        }
+        if n == 0 && !self.up {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(n)
     }
@@ -341,8 +349,12 @@ impl Plug for EndpointPlug {
                     lens: &mut lens,
                     links: &mut links,
                 };
-                if inner.ep.recv_batch(&mut rx, now)? == 1 {
-                    return Ok(lens[0]);
+                match inner.ep.recv_batch(&mut rx, now) {
+                    Ok(1) => return Ok(lens[0]),
+                    // transport packets only: more may wait
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
                 }
                 inner.service(now);
                 inner.ep.poll_timeout().map_or(Duration::from_secs(1), |t| {

@@ -134,6 +134,11 @@ impl Dial {
         self.server
     }
 
+    /// The protocol's counters.
+    pub fn stats(&self) -> &vde_crypto::Stats {
+        self.client.stats()
+    }
+
     /// The cable id in use.
     pub fn key_id(&self) -> KeyId {
         self.client.key_id()
@@ -239,7 +244,6 @@ impl FrameEndpoint for Dial {
             &mut self.rx.lens[..want],
         ) {
             Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 if !self.said_unreachable {
                     tracing::warn!(
@@ -250,7 +254,16 @@ impl FrameEndpoint for Dial {
                 }
                 return Ok(0);
             }
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+            Err(e) => {
+                // an ICMP error (unreachable, …) for an earlier send: it is
+                // reported once; what else waits is read on the next call
+                if !self.said_unreachable {
+                    tracing::warn!("{}: {e}; retrying", self.server);
+                    self.said_unreachable = true;
+                }
+                return Ok(0);
+            }
         };
         let t = self.since_start(now);
         let mut n = 0;

@@ -148,6 +148,11 @@ impl Listen {
         })
     }
 
+    /// The protocol's counters.
+    pub fn stats(&self) -> &vde_crypto::Stats {
+        self.server.stats()
+    }
+
     /// The UDP port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -240,14 +245,8 @@ impl FrameEndpoint for Listen {
             false,
         ) {
             Ok(k) => k,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return Ok(0)
-            }
+            // an ICMP error for an earlier reply: nothing to read this time
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(0),
             Err(e) => return Err(e),
         };
         let t = self.since_start(now);

@@ -1,14 +1,13 @@
 //! cryptcab: authenticated, encrypted UDP cables between vde switches.
 //!
 //! The protocol is vde-crypto's (sans-IO, in `crypto/`); this module is
-//! its IO shell: a UDP socket, the ssh key exchange ([`ssh`]), the ticket
-//! side channel ([`ticket`]), timers, and one local switch port per peer.
-//! The local side is abstract ([`LocalSide`], [`Link`]) so this crate does
-//! not depend on the switch client; the `vde` crate supplies it.
-//!
-//! Threads: one runs the UDP socket, the timers and the protocol's
-//! receive side; each cable has one more that reads its switch port and
-//! seals frames. The protocol state sits behind one mutex.
+//! its IO shell as two [`FrameEndpoint`](crate::endpoint::FrameEndpoint)s:
+//! [`dial::Dial`] (a cable to one server) and [`listen::Listen`] (a UDP
+//! port taking any number of cables, a link each), with the ssh key
+//! exchange ([`ssh`]), the ticket side channel ([`ticket`]) and the
+//! diagnostics of failed handshakes ([`diag`]). The owner's poll loop
+//! drives them: a switch hosting cables as ports, or vde_cryptcab's relay
+//! to a switch's ports.
 
 pub mod client;
 pub mod diag;
@@ -20,9 +19,8 @@ pub mod ticket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -33,35 +31,6 @@ pub const DEFAULT_PORT: u16 = 7667;
 
 /// Receive buffer asked for on the cable socket.
 const RCVBUF: usize = 4 << 20;
-
-/// One switch port carrying one cable's frames.
-pub trait Link: Send + Sync {
-    /// Sends a frame into the switch.
-    fn send(&self, frame: &[u8]) -> io::Result<()>;
-    /// Blocks for the next frame from the switch; an error ends the port
-    /// (and must follow [`Link::close`] promptly).
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// Leaves the switch: the port goes away at once, so the spanning
-    /// tree sees the cable as down.
-    fn close(&self);
-    /// Sends several frames (one system call where the link can).
-    fn send_batch(&self, frames: &[&[u8]]) {
-        for f in frames {
-            let _ = self.send(f);
-        }
-    }
-    /// Blocks for one frame like [`Link::recv`], then takes what else is
-    /// already waiting, up to `bufs.len()`; returns how many (`lens`).
-    fn recv_batch(&self, bufs: &mut [Slot], lens: &mut [usize]) -> io::Result<usize> {
-        match (bufs.first_mut(), lens.first_mut()) {
-            (Some(b), Some(l)) => {
-                *l = self.recv(b)?;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
-    }
-}
 
 /// Largest frame a cable carries (jumbo frames fit); longer ones read from
 /// a switch are dropped.
@@ -75,14 +44,6 @@ pub type Slot = [u8; SLOT];
 /// Frames moved per batch.
 pub const BATCH: usize = 32;
 
-/// Where cables are plugged in: a switch, in practice.
-pub trait LocalSide: Send + Sync {
-    /// Opens a new port for a cable.
-    fn attach(&self) -> io::Result<Box<dyn Link>>;
-    /// Names the switch, for messages.
-    fn name(&self) -> String;
-}
-
 /// What the binary tells a running cable: stop, or log the counters.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -95,22 +56,9 @@ impl Control {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn take_report(&self) -> bool {
+    /// Whether a report was asked for since the last call.
+    pub fn take_report(&self) -> bool {
         self.report.swap(false, Ordering::Relaxed)
-    }
-}
-
-/// Monotonic time since the cable started, as the protocol wants it.
-#[derive(Debug, Clone, Copy)]
-struct Clock(Instant);
-
-impl Clock {
-    fn new() -> Clock {
-        Clock(Instant::now())
-    }
-
-    fn now(&self) -> Duration {
-        self.0.elapsed()
     }
 }
 
@@ -184,8 +132,6 @@ struct Batch {
     bufs: Vec<Slot>,
     lens: [usize; BATCH],
     from: [Option<SocketAddr>; BATCH],
-    /// Sealed datagrams or opened frames, one per slot.
-    outs: Vec<Vec<u8>>,
 }
 
 impl Batch {
@@ -194,69 +140,8 @@ impl Batch {
             bufs: vec![[0u8; SLOT]; BATCH],
             lens: [0; BATCH],
             from: [None; BATCH],
-            outs: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
         }
     }
-
-    /// Receives datagrams from a UDP socket: waits (up to the socket's
-    /// timeout) for the first, takes the rest that are queued.
-    fn recv_udp(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        crate::sys::recv_from_batch(
-            sock.as_raw_fd(),
-            &mut self.bufs,
-            &mut self.lens,
-            &mut self.from,
-            true,
-        )
-    }
-}
-
-/// Sends `outs[idx]` for each index, batched: to `to`, or on the connected
-/// socket when `to` is None. What the kernel refuses at once (full buffer)
-/// is sent one by one, blocking.
-fn send_udp(sock: &UdpSocket, outs: &[Vec<u8>], idx: &[usize], to: Option<SocketAddr>) {
-    let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
-    let n = idx.len().min(BATCH);
-    for (r, &i) in refs.iter_mut().zip(idx) {
-        *r = &outs[i];
-    }
-    let mut rest = &refs[..n];
-    while !rest.is_empty() {
-        let sent = match to {
-            Some(a) => crate::sys::send_to_batch(sock.as_raw_fd(), rest, a),
-            None => crate::sys::send_batch(sock.as_raw_fd(), rest),
-        };
-        match sent {
-            Ok(k) if k > 0 => rest = &rest[k..],
-            _ => {
-                for d in rest {
-                    let _ = match to {
-                        Some(a) => sock.send_to(d, a),
-                        None => sock.send(d),
-                    };
-                }
-                return;
-            }
-        }
-    }
-}
-
-/// Hands `outs[idx]` to a switch port in one batch.
-fn deliver(link: &dyn Link, outs: &[Vec<u8>], idx: &[usize]) {
-    let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
-    let n = idx.len().min(BATCH);
-    for (r, &i) in refs.iter_mut().zip(idx) {
-        *r = &outs[i];
-    }
-    link.send_batch(&refs[..n]);
-}
-
-/// A receive that only timed out or was interrupted.
-fn idle(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 /// The non-zero drop counters of `s`, by reason.
