@@ -35,6 +35,9 @@ const MARKED: &[(&str, &str)] = &[
     ("ping", "check_that_it_works"),
     ("ping-ports", "check_that_it_works"),
     ("ping-stop", "check_that_it_works"),
+    ("inproc", "in_process_cable_example"),
+    ("inproc-print", "in_process_cable_example"),
+    ("inproc-stop", "in_process_cable_example"),
     ("cryptcab", "cryptcab_example"),
     ("cryptcab-ports", "cryptcab_example"),
     ("cryptcab-stop", "cryptcab_example"),
@@ -464,4 +467,30 @@ fn cryptcab_example() {
     assert_eq!((got, back), (10, 0), "broadcasts through the cable");
     ex.run("cryptcab-stop");
     ex.assert_all_stopped("cryptcab-stop");
+}
+
+#[test]
+fn in_process_cable_example() {
+    if !have("bash") {
+        return;
+    }
+    let ex = Example::new("inproc");
+    ex.run("inproc");
+    let up =
+        |s: &str| console(&ex.path(&format!("{s}.mgmt")), "port/print").contains("module cable");
+    assert!(
+        wait_for(10, || up("isw1") && up("isw2")),
+        "no cable port:\n{}\n{}",
+        console(&ex.path("isw1.mgmt"), "cable/print"),
+        console(&ex.path("isw2.mgmt"), "cable/print")
+    );
+    let out = ex.run("inproc-print");
+    assert!(
+        out.contains("dial cryptcab://127.0.0.1:7667") && out.contains(" UP peer 127.0.0.1:7667"),
+        "{out}"
+    );
+    let (got, back) = broadcasts(&ex.path("isw1"), &ex.path("isw2"), 10);
+    assert_eq!((got, back), (10, 0), "broadcasts through the cable");
+    ex.run("inproc-stop");
+    ex.assert_all_stopped("inproc-stop");
 }
