@@ -14,13 +14,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use vde_crypto::{Client, ClientEvent, ClientRecv, Config, Drop, KeyId};
+use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeyId};
 
 use super::client::{random_id, resolve, ClientError, ClientKeys};
 use super::diag::NoReply;
 use super::ssh::{self, SshError};
 use super::ticket::Ticket;
-use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, wall_nanos, Batch, BATCH};
+use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, wall_nanos, UdpIo, SEAL_BATCH};
 use crate::endpoint::{EndpointEvent, EndpointStatus, FrameEndpoint, LinkId, LinkStatus, RxBatch};
 
 /// Handshakes in a row without an answer before a new key is fetched over ssh.
@@ -63,7 +63,7 @@ pub struct Dial {
     ssh_tries: usize,
     up: bool,
     events: VecDeque<EndpointEvent>,
-    rx: Batch,
+    io: UdpIo,
     out: Vec<u8>,
     seal: Vec<Vec<u8>>,
     last_heard: Option<Instant>,
@@ -101,6 +101,7 @@ impl Dial {
         };
         tracing::info!("cable {} dialing {server}", id_hex(&key_id));
         let dead_after = opts.config.dead_after;
+        let io = UdpIo::new(&sock);
         Ok(Dial {
             sock,
             server,
@@ -113,9 +114,9 @@ impl Dial {
             ssh_tries: 0,
             up: false,
             events: VecDeque::new(),
-            rx: Batch::new(),
+            io,
             out: Vec::with_capacity(2048),
-            seal: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
+            seal: (0..SEAL_BATCH).map(|_| Vec::with_capacity(2048)).collect(),
             last_heard: None,
             init_sent: None,
             rtt: None,
@@ -237,38 +238,34 @@ impl FrameEndpoint for Dial {
     }
 
     fn recv_batch(&mut self, rx: &mut RxBatch<'_>, now: Instant) -> io::Result<usize> {
-        let want = rx.capacity().min(BATCH);
-        let k = match crate::sys::recv_batch(
-            self.sock.as_raw_fd(),
-            &mut self.rx.bufs[..want],
-            &mut self.rx.lens[..want],
-        ) {
-            Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                if !self.said_unreachable {
-                    tracing::warn!(
-                        "{}: UDP port closed (no cryptcab server there?); retrying",
-                        self.server
-                    );
-                    self.said_unreachable = true;
-                }
-                return Ok(0);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-            Err(e) => {
-                // an ICMP error (unreachable, …) for an earlier send: it is
-                // reported once; what else waits is read on the next call
-                if !self.said_unreachable {
-                    tracing::warn!("{}: {e}; retrying", self.server);
-                    self.said_unreachable = true;
-                }
-                return Ok(0);
-            }
-        };
         let t = self.since_start(now);
+        let cap = rx.capacity();
         let mut n = 0;
-        for i in 0..k {
-            let input = &self.rx.bufs[i][..self.rx.lens[i].min(super::SLOT)];
+        // bounded: a flood of packets that are not frames yields too
+        for seen in 0..4 * cap.max(1) {
+            if n == cap {
+                break;
+            }
+            let d = match self.io.next() {
+                Ok(Some(d)) => d,
+                Ok(None) if seen == 0 => return Err(io::ErrorKind::WouldBlock.into()),
+                Ok(None) => break,
+                Err(e) => {
+                    // an ICMP error for an earlier send (port closed,
+                    // unreachable): reported once, then the next read goes on
+                    if !self.said_unreachable {
+                        let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                            "UDP port closed (no cryptcab server there?)".to_string()
+                        } else {
+                            e.to_string()
+                        };
+                        tracing::warn!("{}: {hint}; retrying", self.server);
+                        self.said_unreachable = true;
+                    }
+                    break;
+                }
+            };
+            let input = self.io.bytes(d);
             let r = self.client.receive(input, t, &mut self.out);
             if r.is_ok() {
                 self.last_heard = Some(now);
@@ -297,9 +294,8 @@ impl FrameEndpoint for Dial {
 
     fn send_batch(&mut self, _link: LinkId, frames: &[&[u8]], now: Instant) -> usize {
         let t = self.since_start(now);
-        let mut total = 0;
-        for chunk in frames.chunks(BATCH) {
-            let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+        for chunk in frames.chunks(SEAL_BATCH) {
+            let mut refs: [&[u8]; SEAL_BATCH] = [&[]; SEAL_BATCH];
             let mut m = 0;
             for f in chunk {
                 if f.len() > super::MAX_FRAME {
@@ -308,29 +304,18 @@ impl FrameEndpoint for Dial {
                 }
                 match self.client.seal(f, t, &mut self.seal[m]) {
                     Ok(()) => m += 1,
-                    Err(Drop::NotUp) | Err(_) => self.tx_dropped += 1,
+                    Err(_) => self.tx_dropped += 1,
                 }
             }
             for (r, s) in refs.iter_mut().zip(&self.seal[..m]) {
                 *r = s;
             }
-            let mut rest = &refs[..m];
-            while !rest.is_empty() {
-                match crate::sys::send_batch(self.sock.as_raw_fd(), rest) {
-                    Ok(k) if k > 0 => {
-                        self.frames_out += k as u64;
-                        rest = &rest[k..];
-                    }
-                    _ => {
-                        // full socket or unreachable: the network drops
-                        self.tx_dropped += rest.len() as u64;
-                        break;
-                    }
-                }
-            }
-            total += chunk.len();
+            let sent = self.io.send(&refs[..m], None);
+            self.frames_out += sent as u64;
+            // full socket or unreachable: the network drops
+            self.tx_dropped += (m - sent) as u64;
         }
-        total
+        frames.len()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -16,7 +16,7 @@ use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, Ser
 use super::diag::AuthFailures;
 use super::server::ServerKeys;
 use super::ticket::TicketListener;
-use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, Batch, BATCH};
+use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, UdpIo, SEAL_BATCH};
 use crate::endpoint::{EndpointEvent, EndpointStatus, FrameEndpoint, LinkId, LinkStatus, RxBatch};
 
 /// How long a ticket nobody uses (or whose cable went down) is kept.
@@ -71,7 +71,7 @@ pub struct Listen {
     next_sweep: Duration,
     peers: HashMap<PeerId, Peer>,
     events: VecDeque<EndpointEvent>,
-    rx: Batch,
+    io: UdpIo,
     out: Vec<u8>,
     seal: Vec<Vec<u8>>,
     dead_after: Duration,
@@ -128,6 +128,7 @@ impl Listen {
             ticket_stop = Some(stop);
         }
         tracing::info!("cryptcab listening on UDP port {port}");
+        let io = UdpIo::new(&sock);
         Ok(Listen {
             sock,
             server: Server::new(opts.config.clone(), source),
@@ -139,9 +140,9 @@ impl Listen {
             next_sweep: SWEEP,
             peers: HashMap::new(),
             events: VecDeque::new(),
-            rx: Batch::new(),
+            io,
             out: Vec::with_capacity(2048),
-            seal: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
+            seal: (0..SEAL_BATCH).map(|_| Vec::with_capacity(2048)).collect(),
             dead_after: opts.config.dead_after,
             too_long: 0,
             auth_failures: AuthFailures::default(),
@@ -236,30 +237,30 @@ impl FrameEndpoint for Listen {
     }
 
     fn recv_batch(&mut self, rx: &mut RxBatch<'_>, now: Instant) -> io::Result<usize> {
-        let want = rx.capacity().min(BATCH);
-        let k = match crate::sys::recv_from_batch(
-            self.sock.as_raw_fd(),
-            &mut self.rx.bufs[..want],
-            &mut self.rx.lens[..want],
-            &mut self.rx.from[..want],
-            false,
-        ) {
-            Ok(k) => k,
-            // an ICMP error for an earlier reply: nothing to read this time
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(0),
-            Err(e) => return Err(e),
-        };
         let t = self.since_start(now);
         self.take_tickets(t);
+        let cap = rx.capacity();
         let mut n = 0;
-        for i in 0..k {
-            let Some(from) = self.rx.from[i] else {
+        // bounded: a flood of packets that are not frames yields too
+        for seen in 0..4 * cap.max(1) {
+            if n == cap {
+                break;
+            }
+            let d = match self.io.next() {
+                Ok(Some(d)) => d,
+                Ok(None) if seen == 0 => return Err(io::ErrorKind::WouldBlock.into()),
+                Ok(None) => break,
+                // an ICMP error for an earlier reply: the next read goes on
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                Err(e) => return Err(e),
+            };
+            let Some(from) = d.from else {
                 continue;
             };
-            let len = self.rx.lens[i].min(super::SLOT);
+            let len = d.len;
             let r = self
                 .server
-                .receive(&self.rx.bufs[i][..len], from, t, &mut self.out);
+                .receive(self.io.bytes(d), from, t, &mut self.out);
             match r {
                 Ok(ServerRecv::Reply(to)) => {
                     let _ = self.sock.send_to(&self.out, to);
@@ -312,10 +313,8 @@ impl FrameEndpoint for Listen {
     fn send_batch(&mut self, link: LinkId, frames: &[&[u8]], now: Instant) -> usize {
         let t = self.since_start(now);
         let peer = PeerId(link);
-        let mut total = 0;
-        for chunk in frames.chunks(BATCH) {
-            total += chunk.len();
-            let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+        for chunk in frames.chunks(SEAL_BATCH) {
+            let mut refs: [&[u8]; SEAL_BATCH] = [&[]; SEAL_BATCH];
             let (mut m, mut to, mut bytes) = (0, None, 0u64);
             let mut dropped = 0u64;
             for f in chunk {
@@ -335,26 +334,17 @@ impl FrameEndpoint for Listen {
             for (r, s) in refs.iter_mut().zip(&self.seal[..m]) {
                 *r = s;
             }
-            let mut sent = 0;
-            if let Some(to) = to {
-                let mut rest = &refs[..m];
-                while !rest.is_empty() {
-                    match crate::sys::send_to_batch_nowait(self.sock.as_raw_fd(), rest, to) {
-                        Ok(k) if k > 0 => {
-                            sent += k;
-                            rest = &rest[k..];
-                        }
-                        _ => break,
-                    }
-                }
-            }
+            let sent = match to {
+                Some(to) => self.io.send(&refs[..m], Some(to)),
+                None => 0,
+            };
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.frames_out += sent as u64;
                 p.bytes_out += bytes;
                 p.dropped += dropped + (m - sent) as u64;
             }
         }
-        total
+        frames.len()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
