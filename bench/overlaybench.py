@@ -501,6 +501,25 @@ def main():
         print(f"| {name} | {s['n']} | {s['mbit_s']:.0f} | {s['mbit_s_min']:.0f}..{s['mbit_s_max']:.0f} "
               f"| {s['p50_us']:.0f} | {s['p50_min']:.0f}..{s['p50_max']:.0f} | {s['p90_us']:.0f} "
               f"| {x(rt)}{v1} | {x(rr)}{v2} | {s['cpu_pct']:.0f} | {s['retr']:.0f} | {s['lost']}/{s['pings']} |")
+    if t:
+        # Stacks of one round run minutes apart at most: the ratio within
+        # a round is less exposed to the machine's load swings.
+        print()
+        print("| stack | TCP / tinc, each round | RTT p50 / tinc, each round |")
+        print("|---|---|---|")
+        for name in stacks:
+            if name == "tinc":
+                continue
+            tr, rr = [], []
+            for rnd in range(1, a.rounds + 1):
+                o = [r for r in runs if r["stack"] == name and r["round"] == rnd]
+                ti = [r for r in runs if r["stack"] == "tinc" and r["round"] == rnd]
+                if o and ti:
+                    tr.append(cb.ratio(o[0]["mbit_s"], ti[0]["mbit_s"]))
+                    rr.append(cb.ratio(o[0]["p50_us"], ti[0]["p50_us"]))
+            ratios[name]["tcp_over_tinc_rounds"] = tr
+            ratios[name]["rtt_p50_over_tinc_rounds"] = rr
+            print(f"| {name} | {', '.join(x(v) for v in tr)} | {', '.join(x(v) for v in rr)} |")
     print()
     print("Targets (issue #9): TCP >= 2x tinc's, RTT p50 <= tinc's.")
     if notes:
