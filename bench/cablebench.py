@@ -270,11 +270,11 @@ class Topology:
         LIVE_DIRS.add(self.d)
         self.switches, self.cable_procs, self.logs, self.mgmts = [], [], [], []
 
-    def start_switch(self, name):
+    def start_switch(self, name, extra=()):
         sd = os.path.join(self.d, name)
         os.mkdir(sd)
         ctl, mgmt = os.path.join(sd, "ctl"), os.path.join(sd, "mgmt")
-        argv = [self.stack.switch, "-s", ctl, "-M", mgmt, "-n", "8"]
+        argv = [self.stack.switch, "-s", ctl, "-M", mgmt, "-n", "8"] + list(extra)
         if self.stack.ours:
             argv.insert(1, "--nostdin")
         log = os.path.join(sd, "switch.log")

@@ -5,6 +5,9 @@
                  pre-shared key, OPENSSL_CONF with the legacy provider)
   ours-cryptcab  our vde_switch x2 joined by our vde_cryptcab (same command
                  line, same pre-shared key file)
+  ours-inproc    our vde_switch x2 with the cryptcab inside them (issue #9):
+                 A `--listen cryptcab://:P1/psk=KEY`, B `--cable
+                 cryptcab://127.0.0.1:P1/psk=KEY`; no cable process
   ours-udp       our vde_switch x2 joined by two of our vde_plug udp:// (the
                  plain cable of bench/cablebench.py)
 
@@ -208,6 +211,43 @@ class CryptTopology(Probing, cb.Topology):
         self.wait_through(t0, end)
 
 
+def inproc_cable_ports(mgmt):
+    """Ports of a switch held by in-process cables (`module cable`)."""
+    try:
+        text = cb.mgmt_query(mgmt, "port/print", timeout=1.0)
+    except OSError:
+        return 0
+    return text.count("module cable")
+
+
+class InprocTopology(Probing, cb.Topology):
+    """switch A --listen cryptcab://:P1/psk=KEY ~~udp~~ switch B --cable
+    cryptcab://127.0.0.1:P1/psk=KEY: the cable inside both switches."""
+
+    def __init__(self, stack, key, args, cipher=None):
+        super().__init__(stack, "inproc", args)
+        self.key, self.cipher = key, cipher
+        self.init_probing()
+
+    def start(self):
+        t0 = time.monotonic()
+        (p1,) = cb.free_udp_ports(1)
+        opt = f"/psk={self.key}" + (f"/cipher={self.cipher}" if self.cipher else "")
+        self.a = self.start_switch("a", extra=["--listen", f"cryptcab://:{p1}{opt}"])
+        self.b = self.start_switch("b", extra=["--cable", f"cryptcab://127.0.0.1:{p1}{opt}"])
+        end = time.monotonic() + self.args.startup_timeout
+        while not all(inproc_cable_ports(m) >= 1 for m in self.mgmts):
+            self.check_alive("during start-up")
+            if time.monotonic() >= end:
+                raise RuntimeError(f"{self.stack.name} in-process cable not up after "
+                                   f"{self.args.startup_timeout} s (cable ports: "
+                                   f"{[inproc_cable_ports(m) for m in self.mgmts]}); logs: {self.log_text()}")
+            time.sleep(0.05)
+        self.startup["ports_up_s"] = time.monotonic() - t0
+        self.wait_through(t0, end)
+        return self
+
+
 class UdpTopology(Probing, cb.Topology):
     """Our plain udp:// cable, exactly as bench/cablebench.py builds it."""
 
@@ -225,7 +265,7 @@ class UdpTopology(Probing, cb.Topology):
 
 # ------------------------------------------------------------ runs
 
-STACKS = ("C-cryptcab", "ours-cryptcab", "ours-udp")
+STACKS = ("C-cryptcab", "ours-cryptcab", "ours-inproc", "ours-udp")
 
 
 def make_topology(name, args):
@@ -236,6 +276,9 @@ def make_topology(name, args):
         st = cb.Stack("ours", args.ours_switch, None, None, ours=True)
         return CryptTopology(st, args.ours_cryptcab, args.key, args,
                              extra=["--cipher", args.ours_cipher] if args.ours_cipher else [])
+    if name == "ours-inproc":
+        st = cb.Stack("ours", args.ours_switch, None, None, ours=True)
+        return InprocTopology(st, args.key, args, cipher=args.ours_cipher)
     if name == "ours-udp":
         st = cb.Stack("ours", args.ours_switch, args.ours_plug, None, ours=True)
         return UdpTopology(st, args)
@@ -275,7 +318,8 @@ def main():
     ap.add_argument("--ours-switch", required=True)
     ap.add_argument("--ours-plug", required=True)
     ap.add_argument("--ours-cryptcab")
-    ap.add_argument("--ours-cipher", help="--cipher for our vde_cryptcab (default: its own default)")
+    ap.add_argument("--ours-cipher", help="--cipher for our vde_cryptcab and cipher= for the in-process cable "
+                         "(default: their own default)")
     ap.add_argument("--key", required=True, help="pre-shared key file (>= 32 bytes; C reads the first 24)")
     ap.add_argument("--stacks", default=",".join(STACKS), help=f"subset of {','.join(STACKS)}")
     ap.add_argument("--frames", type=int, default=100000, help="frames per blast (default 100000)")
@@ -440,6 +484,21 @@ def main():
         print()
         print("Targets (issue #5): frames/s >= 10x C's at 1500 bytes (other sizes: for information), "
               ">= 0.8x our plain udp cable's, RTT p50 <= 0.3x C's.")
+    inproc = []
+    if "ours-inproc" in stacks and "ours-cryptcab" in stacks:
+        print()
+        print("| size | frames/s ours-inproc | frames/s ours-cryptcab | ours-inproc / ours-cryptcab (≥ 2x) "
+              "| RTT p50 inproc / cryptcab | CPU/frame inproc / cryptcab |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for size in sizes:
+            i, o = summary[(size, "ours-inproc")], summary[(size, "ours-cryptcab")]
+            rf, rp, rc = ratio(i["fps"], o["fps"]), ratio(i["p50"], o["p50"]), ratio(i["cpu"], o["cpu"])
+            inproc.append({"size": size, "fps_inproc_over_cryptcab": rf,
+                           "rtt_p50_inproc_over_cryptcab": rp, "cpu_inproc_over_cryptcab": rc})
+            v = "" if rf != rf else (" met" if rf >= 2 else " NOT met")
+            print(f"| {size} | {fmt_int(i['fps'])} | {fmt_int(o['fps'])} | {rf:.2f}x{v} | {rp:.2f}x | {rc:.2f}x |")
+        print()
+        print("Target (issue #9): the in-process cable's frames/s >= 2x the vde_cryptcab process's.")
     print()
     print(f"C client key copies (/tmp/vde_*.key holding the benchmark key) removed: {c_keys_removed}")
     if notes:
@@ -450,7 +509,7 @@ def main():
     if args.json:
         cb.write_json(args, load0, load1, runs, notes, total,
                       summary={f"{k[1]}/{k[0]}": v for k, v in summary.items()},
-                      ratios=verdicts)
+                      ratios=verdicts, inproc_ratios=inproc)
     return 0
 
 

@@ -2,10 +2,12 @@
 # Switch-cryptcab-switch benchmark (issue #5), in one run:
 #   C-cryptcab     Debian vde_switch x2 + Debian vde_cryptcab (-P pre-shared key)
 #   ours-cryptcab  our vde_switch x2 + our vde_cryptcab (same command line)
+#   ours-inproc    our vde_switch x2, the cryptcab inside them (--listen on
+#                  one, --cable on the other, psk=; issue #9)
 #   ours-udp       our vde_switch x2 + our vde_plug udp:// (plain cable)
 #
 #   bench/run-cryptcab.sh [--rounds R] [--frames N] [--pings N] [--sizes 64,1500]
-#                         [--stacks C-cryptcab,ours-cryptcab,ours-udp]
+#                         [--stacks C-cryptcab,ours-cryptcab,ours-inproc,ours-udp]
 #                         [--ping-timeout-ms MS] [--startup-timeout S]
 #                         [--ours-cipher chacha20-poly1305|aes-256-gcm|auto]
 #                         [--no-build] [--json FILE] [-v]
@@ -25,10 +27,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 c_switch=${C_VDE_SWITCH:-/usr/bin/vde_switch}
 c_cryptcab=${C_VDE_CRYPTCAB:-/usr/bin/vde_cryptcab}
-openssl_conf=${C_CRYPTCAB_OPENSSL_CONF:-$(cd "$root/.." && pwd)/shared/specs/openssl-legacy-provider.cnf}
+if [[ -n ${C_CRYPTCAB_OPENSSL_CONF:-} ]]; then
+	openssl_conf=$C_CRYPTCAB_OPENSSL_CONF
+else
+	# ../shared beside the repository; from a git worktree, beside the
+	# main checkout.
+	openssl_conf=$(cd "$root/.." && pwd)/shared/specs/openssl-legacy-provider.cnf
+	if [[ ! -r $openssl_conf ]] && common=$(cd "$root" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null); then
+		alt=$(cd "$(dirname "$common")/.." && pwd)/shared/specs/openssl-legacy-provider.cnf
+		[[ -r $alt ]] && openssl_conf=$alt
+	fi
+fi
 
 build=1
-stacks=C-cryptcab,ours-cryptcab,ours-udp
+stacks=C-cryptcab,ours-cryptcab,ours-inproc,ours-udp
 pass=()
 next_is_stacks=0
 for a in "$@"; do
