@@ -485,3 +485,101 @@ fn a_ring_of_three_sites_reroutes_around_a_silenced_cable() {
         assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once after the heal");
     }
 }
+
+/// An Ethernet + IPv4 + TCP SYN carrying MSS `mss`, checksum right.
+fn syn(mss: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&BCAST);
+    f.extend_from_slice(&mac(30));
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&[0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0]);
+    f.extend_from_slice(&[0x60, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+    f.extend_from_slice(&[2, 4]);
+    f.extend_from_slice(&mss.to_be_bytes());
+    let c = !fold(tcp_sum(&f));
+    f[14 + 20 + 16..14 + 20 + 18].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The ones' complement sum of the TCP segment with its pseudo header.
+fn tcp_sum(f: &[u8]) -> u32 {
+    let tcp = &f[34..];
+    let mut s = 6 + tcp.len() as u32;
+    for c in f[26..34].chunks(2).chain(tcp.chunks(2)) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    s
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+#[test]
+fn tcp_syns_through_a_cable_get_an_mss_that_fits_the_path() {
+    let dir = TempDir::new("cab-mss");
+    let key = key_file(&dir);
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let a = Switch::start(
+        Impl::Ours,
+        &dir,
+        "a",
+        &[
+            &format!("--listen=cryptcab://:{p1}/psk={key}"),
+            &format!("--listen=cryptcab://:{p2}/psk={key}/mtu=0"),
+        ],
+    );
+    let b = Switch::start(
+        Impl::Ours,
+        &dir,
+        "b",
+        &[&format!("--cable=cryptcab://127.0.0.1:{p1}/psk={key}")],
+    );
+    let c = Switch::start(
+        Impl::Ours,
+        &dir,
+        "c",
+        &[&format!(
+            "--cable=cryptcab://127.0.0.1:{p2}/psk={key}/mtu=0"
+        )],
+    );
+    assert!(wait_for(10, || cable_ports(&a) == 2
+        && cable_ports(&b) == 1
+        && cable_ports(&c) == 1));
+    let (cb, cc) = (client(&b), client(&c));
+    let ca = client(&a);
+    assert!(passes(&cb, &ca, &frame(BCAST, mac(31), 60, 1)));
+    // b's cable clamps (1500 - 20 - 8 - 32 = 1440-byte frames: MSS 1386);
+    // a's listener without clamping passes it on to c unchanged
+    let s = syn(1460);
+    cb.send(&s);
+    let got = take(&ca, 500);
+    let g = got
+        .iter()
+        .find(|f| f.len() == s.len() && f[34..36] == s[34..36])
+        .expect("the SYN");
+    assert_eq!(u16::from_be_bytes([g[56], g[57]]), 1386, "MSS clamped");
+    assert_eq!(fold(tcp_sum(g)), 0xffff, "TCP checksum still right");
+    let at_c = take(&cc, 300);
+    let gc = at_c
+        .iter()
+        .find(|f| f.len() == s.len() && f[34..36] == s[34..36])
+        .expect("at c");
+    assert_eq!(
+        u16::from_be_bytes([gc[56], gc[57]]),
+        1386,
+        "mtu=0 leaves it"
+    );
+    // a SYN that already fits, and one through the unclamped cable, pass as they are
+    let small = syn(1200);
+    cb.send(&small);
+    assert!(take(&ca, 300).contains(&small));
+    let s2 = syn(1460);
+    cc.send(&s2);
+    assert!(take(&ca, 300).contains(&s2), "mtu=0: no clamping");
+}

@@ -9,6 +9,8 @@ pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
 
 pub mod cryptcab;
 pub mod endpoint;
+pub mod mss;
 pub mod sys;
 pub mod udp;
+mod udpio;
 pub mod vxvde;

@@ -87,6 +87,10 @@ struct Args {
     /// Rekey after this many seconds.
     #[arg(long = "rekey-after", value_name = "SECONDS", default_value_t = 120.0)]
     rekey_after: f64,
+    /// The path MTU between the hosts: TCP SYNs leaving through the cable
+    /// get an MSS that fits it (as tinc's ClampMSS); 0 turns that off.
+    #[arg(long = "mtu", value_name = "BYTES", default_value_t = vde_overlay::cryptcab::DEFAULT_MTU)]
+    mtu: u16,
     /// Write the pid to FILE.
     #[arg(long = "pidfile", value_name = "FILE")]
     pidfile: Option<PathBuf>,
@@ -212,6 +216,7 @@ fn run() -> Result<i32> {
                 local_port: args.port,
                 keys,
                 config: cfg,
+                mtu: args.mtu,
             };
             let mut cable = match Dial::open(opts) {
                 Ok(c) => c,
@@ -263,6 +268,7 @@ fn run() -> Result<i32> {
                 port: args.port,
                 keys,
                 config: cfg,
+                mtu: args.mtu,
             };
             let mut cable = Listen::open(opts)?;
             tracing::info!(

@@ -14,7 +14,9 @@
 //! (dial, ssh: the program run on the server host, default
 //! `vde_cryptcab`), `sshconfig=FILE` (dial, ssh: `ssh -F`),
 //! `allowuser=NAME` and `allowgroup=NAME` (listen, ssh: who else may hand
-//! keys over).
+//! keys over), `mtu=N` (the path MTU between the sites, default 1500: TCP
+//! SYNs leaving through the cable get an MSS that fits it, as tinc's
+//! ClampMSS does; 0 turns that off).
 //!
 //! A switch hosts it as ports ([`open_endpoint`]: a listener gives each
 //! peer its own port); `vde_plug` uses it as a plug ([`open`]).
@@ -28,7 +30,7 @@ use vde_overlay::cryptcab::listen::{Listen, ListenOptions};
 use vde_overlay::cryptcab::server::ServerKeys;
 use vde_overlay::cryptcab::ssh::SshOptions;
 use vde_overlay::cryptcab::ticket::Allow;
-use vde_overlay::cryptcab::{Config, Psk, Suite, Suites, DEFAULT_PORT};
+use vde_overlay::cryptcab::{Config, Psk, Suite, Suites, DEFAULT_MTU, DEFAULT_PORT};
 use vde_overlay::endpoint::FrameEndpoint;
 
 use super::parse::{addr_style_paths, VnlError};
@@ -36,6 +38,7 @@ use super::{Locator, OpenArgs, OpenError, Plug};
 
 const KEYS: &[&str] = &[
     "psk",
+    "mtu",
     "port",
     "cipher",
     "dead",
@@ -65,6 +68,8 @@ pub struct Spec {
     pub sshconfig: Option<String>,
     pub allow_users: Vec<String>,
     pub allow_groups: Vec<String>,
+    /// The WAN path MTU for TCP MSS clamping (0: off).
+    pub mtu: u16,
 }
 
 impl Spec {
@@ -217,7 +222,22 @@ pub fn spec(loc: &Locator) -> Result<Spec, VnlError> {
             .filter_map(|(_, v)| v.clone())
             .collect()
     };
+    let mtu = match opts.value("mtu") {
+        None => DEFAULT_MTU,
+        Some(v) => match v.parse::<u16>() {
+            Ok(0) => 0,
+            Ok(m) if m >= 576 => m,
+            _ => {
+                return Err(bad(
+                    "mtu",
+                    v,
+                    "a path MTU from 576 to 65535, or 0 for no MSS clamping".into(),
+                ))
+            }
+        },
+    };
     let spec = Spec {
+        mtu,
         user,
         host,
         port,
@@ -291,6 +311,7 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
                 port: spec.port,
                 keys,
                 config: spec.config,
+                mtu: spec.mtu,
             })
             .map_err(|e| fail(e.to_string()))?;
             Ok(Box::new(l))
@@ -317,6 +338,7 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
                 local_port: spec.local_port,
                 keys,
                 config: spec.config,
+                mtu: spec.mtu,
             })
             .map_err(|e| fail(e.to_string()))?;
             Ok(Box::new(d))
@@ -380,6 +402,7 @@ mod tests {
             ("cryptcab://h/dead=x", "seconds"),
             ("cryptcab://h/dead=0", "dead-after"),
             ("cryptcab://h/bogus=1", "unknown key"),
+            ("cryptcab://h/mtu=100", "576 to 65535"),
             ("cryptcab://-oProxyCommand=x", "begin with '-'"),
             ("cryptcab://h/remote=-x", "begin with '-'"),
             ("cryptcab://:7667/remote=x", "dials"),

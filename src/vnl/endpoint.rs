@@ -28,8 +28,10 @@ const MAX_FRAME: usize = 9234;
 /// Opens a locator as a frame endpoint.
 pub fn open_endpoint(vnl: &str, args: &OpenArgs) -> Result<Box<dyn FrameEndpoint>, OpenError> {
     let loc = Locator::split(&super::resolve_default(vnl));
-    if loc.scheme == "cryptcab" {
-        return super::cryptcab::open_endpoint(&loc);
+    match loc.scheme.as_str() {
+        "cryptcab" => return super::cryptcab::open_endpoint(&loc),
+        "udp" => return super::udp::open_endpoint(&loc),
+        _ => {}
     }
     let plug = super::open(vnl, args)?;
     PlugEndpoint::start(plug).map_err(|e| OpenError::io(format!("cannot start {vnl}"), e))

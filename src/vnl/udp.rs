@@ -4,7 +4,8 @@
 
 use std::io;
 
-use vde_overlay::udp::{UdpCable, UdpSpec};
+use vde_overlay::endpoint::FrameEndpoint;
+use vde_overlay::udp::{UdpCable, UdpEndpoint, UdpSpec};
 
 use super::parse::VnlError;
 use super::{Locator, OpenArgs, OpenError, Plug};
@@ -19,16 +20,26 @@ impl Plug for UdpCable {
     }
 }
 
-pub fn open(loc: &Locator, _args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
-    let spec: UdpSpec = loc
+fn spec(loc: &Locator) -> Result<UdpSpec, OpenError> {
+    Ok(loc
         .rest
         .parse()
         .map_err(|why: String| VnlError::BadAddress {
             addr: loc.rest.clone(),
             vnl: loc.text.clone(),
             why,
-        })?;
-    let cable =
-        UdpCable::open(&spec).map_err(|e| OpenError::io(format!("cannot open {}", loc.text), e))?;
+        })?)
+}
+
+/// The cable as an endpoint a switch hosts.
+pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError> {
+    let ep = UdpEndpoint::open(&spec(loc)?)
+        .map_err(|e| OpenError::io(format!("cannot open {}", loc.text), e))?;
+    Ok(Box::new(ep))
+}
+
+pub fn open(loc: &Locator, _args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError> {
+    let cable = UdpCable::open(&spec(loc)?)
+        .map_err(|e| OpenError::io(format!("cannot open {}", loc.text), e))?;
     Ok(Box::new(cable))
 }

@@ -45,6 +45,8 @@ pub struct DialOptions {
     pub local_port: u16,
     pub keys: ClientKeys,
     pub config: Config,
+    /// The path MTU to the server, for TCP MSS clamping (0: off).
+    pub mtu: u16,
 }
 
 type SshResult = Result<(Ticket, String), SshError>;
@@ -76,6 +78,9 @@ pub struct Dial {
     tx_dropped: u64,
     too_long: u64,
     dead_after: Duration,
+    /// MSS clamping: the largest frame that fits one packet of the path.
+    max_frame: Option<usize>,
+    scratch: Vec<u8>,
 }
 
 impl Dial {
@@ -127,6 +132,8 @@ impl Dial {
             tx_dropped: 0,
             too_long: 0,
             dead_after,
+            max_frame: super::max_frame(opts.mtu, server),
+            scratch: Vec::new(),
         })
     }
 
@@ -302,6 +309,7 @@ impl FrameEndpoint for Dial {
                     self.too_long += 1;
                     continue;
                 }
+                let f = super::clamped(f, self.max_frame, &mut self.scratch);
                 match self.client.seal(f, t, &mut self.seal[m]) {
                     Ok(()) => m += 1,
                     Err(_) => self.tx_dropped += 1,

@@ -32,6 +32,8 @@ pub struct ListenOptions {
     pub port: u16,
     pub keys: ServerKeys,
     pub config: Config,
+    /// The path MTU to the peers, for TCP MSS clamping (0: off).
+    pub mtu: u16,
 }
 
 /// Tickets between the ticket thread and the endpoint.
@@ -77,6 +79,8 @@ pub struct Listen {
     dead_after: Duration,
     too_long: u64,
     auth_failures: AuthFailures,
+    mtu: u16,
+    scratch: Vec<u8>,
 }
 
 impl Listen {
@@ -146,6 +150,8 @@ impl Listen {
             dead_after: opts.config.dead_after,
             too_long: 0,
             auth_failures: AuthFailures::default(),
+            mtu: opts.mtu,
+            scratch: Vec::new(),
         })
     }
 
@@ -313,6 +319,10 @@ impl FrameEndpoint for Listen {
     fn send_batch(&mut self, link: LinkId, frames: &[&[u8]], now: Instant) -> usize {
         let t = self.since_start(now);
         let peer = PeerId(link);
+        let max = self
+            .peers
+            .get(&peer)
+            .and_then(|p| super::max_frame(self.mtu, p.addr));
         for chunk in frames.chunks(SEAL_BATCH) {
             let mut refs: [&[u8]; SEAL_BATCH] = [&[]; SEAL_BATCH];
             let (mut m, mut to, mut bytes) = (0, None, 0u64);
@@ -322,6 +332,7 @@ impl FrameEndpoint for Listen {
                     dropped += 1;
                     continue;
                 }
+                let f = super::clamped(f, max, &mut self.scratch);
                 match self.server.seal(peer, f, t, &mut self.seal[m]) {
                     Ok(a) => {
                         to = Some(a);
