@@ -583,3 +583,37 @@ fn tcp_syns_through_a_cable_get_an_mss_that_fits_the_path() {
     cc.send(&s2);
     assert!(take(&ca, 300).contains(&s2), "mtu=0: no clamping");
 }
+
+#[test]
+fn a_plug_cable_whose_switch_went_away_comes_back_by_itself() {
+    let dir = TempDir::new("cab-reopen");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let actl = a.ctl.display().to_string();
+    // any locator is a cable: here a plug into switch a (vde://)
+    let b = Switch::start(Impl::Ours, &dir, "b", &[&format!("--cable=vde://{actl}")]);
+    assert!(
+        wait_for(5, || cable_ports(&b) == 1),
+        "{}",
+        b.cmd("cable/print")
+    );
+    let (ca, cb) = (client(&a), client(&b));
+    assert!(passes(&ca, &cb, &frame(BCAST, mac(50), 80, 1)));
+    // switch a goes away: b's port goes down, the cable stays listed
+    drop(ca);
+    drop(a);
+    assert!(
+        wait_for(5, || cable_ports(&b) == 0),
+        "{}",
+        b.cmd("port/print")
+    );
+    assert!(b.cmd("cable/print").contains("Cable 1 plug vde://"));
+    // a new switch a at the same place: the cable opens again by itself
+    let a2 = Switch::start(Impl::Ours, &dir, "a", &[]);
+    assert!(
+        wait_for(10, || cable_ports(&b) == 1),
+        "{}",
+        b.cmd("cable/print")
+    );
+    let ca2 = client(&a2);
+    assert!(passes(&ca2, &cb, &frame(BCAST, mac(51), 80, 2)));
+}

@@ -49,6 +49,11 @@ pub struct Cable {
     /// `cable/del` or the end of the switch: its ports come down, then it
     /// goes.
     pub removed: bool,
+    /// A cable whose endpoint closed for good (a plug whose command or
+    /// switch went away) is opened again at this time; and how many
+    /// times in a row that failed.
+    pub reopen_at: Option<Instant>,
+    pub reopen_tries: u32,
 }
 
 impl Cable {
@@ -128,8 +133,56 @@ impl Cables {
         self.slots
             .iter()
             .flatten()
-            .filter_map(|c| c.ep.poll_timeout())
+            .flat_map(|c| [c.ep.poll_timeout(), c.reopen_at])
+            .flatten()
             .min()
+    }
+
+    /// A dialed cable whose endpoint is down for good (not one that
+    /// reconnects by itself) is opened again after a pause that grows
+    /// with the failures (1, 2, 5, 10 s).
+    pub fn schedule_reopen(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.get_mut(i) else { return };
+        if c.listen || c.removed || c.reopen_at.is_some() || c.ep.status(now).state != "down" {
+            return;
+        }
+        let wait = [1, 2, 5, 10][(c.reopen_tries as usize).min(3)];
+        c.reopen_at = Some(now + std::time::Duration::from_secs(wait));
+    }
+
+    /// Opens a cable's locator again if its time has come.
+    pub fn reopen_if_due(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.get_mut(i) else { return };
+        if c.reopen_at.is_none_or(|t| t > now) {
+            return;
+        }
+        c.reopen_at = None;
+        let args = OpenArgs {
+            descr: "vde_switch cable".into(),
+            ..OpenArgs::default()
+        };
+        match vnl::open_endpoint(&c.vnl, &args) {
+            Ok(ep) => {
+                let (old, new) = (c.ep.fd(), ep.fd());
+                let _ = self.registry.deregister(&mut SourceFd(&old));
+                let c = self.get_mut(i).expect("checked above");
+                c.ep = ep;
+                c.reopen_tries = 0;
+                tracing::info!("cable {}: {} opened again", c.number, c.vnl);
+                if let Err(e) = self.registry.register(
+                    &mut SourceFd(&new),
+                    Token(TOKENS + i),
+                    Interest::READABLE,
+                ) {
+                    tracing::warn!("cannot watch a cable again: {e}");
+                }
+            }
+            Err(e) => {
+                c.reopen_tries += 1;
+                tracing::warn!("cable {}: cannot open {} again: {e}", c.number, c.vnl);
+                self.schedule_reopen(i, now);
+            }
+        }
     }
 
     /// Opens a cable and watches its socket; its ports come with its links.
@@ -181,6 +234,8 @@ impl Cables {
             number,
             links: Vec::new(),
             removed: false,
+            reopen_at: None,
+            reopen_tries: 0,
         });
         Ok((i, number))
     }

@@ -568,6 +568,7 @@ impl Server {
     /// reroutes), and a removed cable goes once its ports are down.
     pub(crate) fn service_cables(&mut self, now: Instant) {
         for ci in self.cables.indices() {
+            self.cables.reopen_if_due(ci, now);
             let Some(c) = self.cables.get_mut(ci) else {
                 continue;
             };
@@ -585,7 +586,8 @@ impl Server {
                         self.link_up(ci, link, peer)
                     }
                     vde_overlay::endpoint::EndpointEvent::Down { link, why } => {
-                        self.link_down(ci, link, &why)
+                        self.link_down(ci, link, &why);
+                        self.cables.schedule_reopen(ci, now);
                     }
                 }
             }

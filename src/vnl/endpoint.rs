@@ -112,6 +112,18 @@ impl PlugEndpoint {
                 })?;
         }
         {
+            // a switch that goes away is seen on its control stream only:
+            // end the pair then, as the plug's own end would
+            let (plug, sock) = (plug.clone(), theirs.clone());
+            std::thread::Builder::new()
+                .name("plug-hangup".into())
+                .spawn(move || {
+                    if plug.wait_hangup() {
+                        let _ = sock.shutdown(std::net::Shutdown::Both);
+                    }
+                })?;
+        }
+        {
             let (plug, sock, c) = (plug.clone(), theirs, counters.clone());
             std::thread::Builder::new()
                 .name("plug-tx".into())
