@@ -334,39 +334,6 @@ fn in_process_udp_cable_with_the_debian_vde_plug() {
 // ---------------------------------------------------------------------
 // A ring of three sites in three network namespaces
 
-/// Our switch started inside a namespace (the control and management
-/// sockets are files, reachable from here).
-fn site(ns: &NetNs, dir: &TempDir, name: &str, extra: &[String]) -> Switch {
-    let ctl = dir.path(&format!("{name}.ctl"));
-    let mgmt = dir.path(&format!("{name}.mgmt"));
-    let log = File::create(dir.path(&format!("{name}.log"))).unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0, OURS, "-s"])
-        .arg(&ctl)
-        .arg("-M")
-        .arg(&mgmt)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take();
-    assert!(
-        wait_for(10, || ctl.join("ctl").exists()
-            && std::os::unix::net::UnixStream::connect(&mgmt).is_ok()),
-        "site {name} did not start: {}",
-        std::fs::read_to_string(dir.path(&format!("{name}.log"))).unwrap_or_default()
-    );
-    Switch {
-        child,
-        stdin,
-        ctl,
-        mgmt,
-        kind: Impl::Ours,
-    }
-}
-
 /// How many copies of a broadcast from client 0 clients 1 and 2 get.
 fn copies(cs: &[Client], seq: u8) -> Vec<usize> {
     for c in cs {
@@ -424,7 +391,7 @@ fn a_ring_of_three_sites_reroutes_around_a_silenced_cable() {
         .map(|i| {
             let k = i; // the cable i -> i+1 is pair k = i
             let peer = format!("10.77.{k}.2");
-            site(
+            Switch::start_in(
                 &ns[i],
                 &dir,
                 &format!("s{i}"),

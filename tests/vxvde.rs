@@ -220,6 +220,41 @@ fn rust_and_c_plugs_join_two_switches() {
     assert!(expect(&tb, &big, 2000), "1514-byte frame lost");
 }
 
+#[test]
+fn our_switch_hosts_a_vxvde_cable_with_the_c_plugin_on_the_other_side() {
+    let Some(p) = Pair::new("vxcab") else { return };
+    if !have("vde_switch") {
+        return;
+    }
+    let dir = TempDir::new("vxvde-cab");
+    // our switch in A joins the cloud itself (--cable), no vde_plug
+    let va = vnl("239.77.0.1", "vxa", "");
+    let sa = Switch::start_in(&p.a, &dir, "sa", &[format!("--cable={va}")]);
+    let sb = Switch::start(Impl::C, &dir, "sb", &[]);
+    let cb = sb.ctl.to_str().unwrap();
+    let vb = vnl("239.77.0.1", "vxb", "");
+    let _link_b = p.c(&[cb, &vb]);
+    assert!(
+        wait_for(5, || sa.cmd("port/print").contains("module cable")),
+        "{}",
+        sa.cmd("cable/print")
+    );
+    let mut ta = Plug::ours(&[sa.ctl.to_str().unwrap()]);
+    let mut tb = Plug::start(&[cb]);
+    let b1 = frame(BCAST, mac(1), 80, 1);
+    assert!(deliver(&mut ta, &tb, &b1, 10), "broadcast ours -> C");
+    let b2 = frame(BCAST, mac(2), 81, 2);
+    assert!(deliver(&mut tb, &ta, &b2, 10), "broadcast C -> ours");
+    let u1 = frame(mac(2), mac(1), 1514, 3);
+    ta.send(&u1);
+    assert!(expect(&tb, &u1, 2000), "unicast ours -> C");
+    let u2 = frame(mac(1), mac(2), 60, 4);
+    tb.send(&u2);
+    assert!(expect(&ta, &u2, 2000), "unicast C -> ours");
+    let print = sa.cmd("cable/print");
+    assert!(print.contains("plug vxvde://239.77.0.1"), "{print}");
+}
+
 /// Sockets in namespace B: one listening on the group (like any member),
 /// a stranger that sends good datagrams and a vandal that sends garbage.
 struct Wire {

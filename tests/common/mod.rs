@@ -137,6 +137,41 @@ impl Switch {
         }
     }
 
+    /// Our switch started inside a network namespace (its control and
+    /// management sockets are files, reachable from here); its stderr
+    /// goes to NAME.log in `dir`.
+    pub fn start_in(ns: &NetNs, dir: &TempDir, name: &str, extra: &[String]) -> Switch {
+        let ctl = dir.path(&format!("{name}.ctl"));
+        let mgmt = dir.path(&format!("{name}.mgmt"));
+        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.0, OURS, "-s"])
+            .arg(&ctl)
+            .arg("-M")
+            .arg(&mgmt)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        assert!(
+            wait_for(10, || ctl.join("ctl").exists()
+                && UnixStream::connect(&mgmt).is_ok()),
+            "switch {name} did not start in {}: {}",
+            ns.0,
+            std::fs::read_to_string(dir.path(&format!("{name}.log"))).unwrap_or_default()
+        );
+        Switch {
+            child,
+            stdin,
+            ctl,
+            mgmt,
+            kind: Impl::Ours,
+        }
+    }
+
     pub fn mgmt(&self) -> Mgmt {
         Mgmt::connect(&self.mgmt)
     }
