@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use ring::agreement::EphemeralPrivateKey;
 use ring::rand::SystemRandom;
 
 use crate::keys::{self, Keypair, PskKeys};
@@ -55,8 +54,9 @@ struct Handshake {
     sender_index: u32,
     /// The suite proposed in `init`.
     suite: Suite,
-    /// Taken (consumed) by the first RESP that names our sender index.
-    ephemeral: Option<EphemeralPrivateKey>,
+    /// Kept until a RESP naming our sender index verifies: a forged one
+    /// leaves it (and the handshake) as it was.
+    ephemeral: keys::Ephemeral,
     init: [u8; INIT_LEN],
     sent_at: Duration,
 }
@@ -201,7 +201,7 @@ impl Client {
         let hs = self
             .handshake
             .as_mut()
-            .filter(|hs| hs.sender_index == receiver && hs.ephemeral.is_some())
+            .filter(|hs| hs.sender_index == receiver)
             .ok_or(Drop::UnknownIndex)?;
         // Checked before the ephemeral key is spent: the server must echo
         // the proposal (th binds it too).
@@ -209,12 +209,11 @@ impl Client {
         if p[SUITE_OFFSET] != suite.id() {
             return Err(Drop::BadSuite);
         }
-        let ephemeral = hs.ephemeral.take().ok_or(Drop::UnknownIndex)?;
         let (head, rest) = p.split_at(RESP_MAC_OFFSET);
         let confirm: &[u8; MAC_LEN] = rest.try_into().map_err(|_| Drop::BadLength)?;
         let server_public = head.get(12..44).ok_or(Drop::BadLength)?;
         let th = keys::transcript(&hs.init, head);
-        let session = keys::x25519_agree(ephemeral, server_public, |dh| {
+        let session = keys::x25519_agree(&hs.ephemeral, server_public, |dh| {
             self.keys.session(suite, dh, &th)
         })
         .flatten()
@@ -462,7 +461,7 @@ impl Client {
         self.handshake = Some(Handshake {
             sender_index,
             suite,
-            ephemeral: Some(ephemeral),
+            ephemeral,
             init,
             sent_at: now,
         });
@@ -534,6 +533,13 @@ impl Client {
     /// sealed with), `None` while the cable is not up.
     pub fn suite(&self) -> Option<Suite> {
         self.current.as_ref().map(|kp| kp.suite)
+    }
+
+    /// Whether the cable is down because its keypair reached its hard
+    /// lifetime (rekeys kept failing), rather than because nothing was
+    /// heard: for the message that reports the Down.
+    pub fn key_expired(&self) -> bool {
+        self.expired
     }
 
     /// Whether [`close`](Client::close) was called.

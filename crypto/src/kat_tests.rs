@@ -86,14 +86,14 @@ fn rfc7748_6_1_x25519() {
     let (b_priv, b_pub_got) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &b }).unwrap();
     assert_eq!(&a_pub_got[..], &a_pub[..]);
     assert_eq!(&b_pub_got[..], &b_pub[..]);
-    let ka = keys::x25519_agree(a_priv, &b_pub, |dh| dh.to_vec()).unwrap();
-    let kb = keys::x25519_agree(b_priv, &a_pub, |dh| dh.to_vec()).unwrap();
+    let ka = keys::x25519_agree(&a_priv, &b_pub, |dh| dh.to_vec()).unwrap();
+    let kb = keys::x25519_agree(&b_priv, &a_pub, |dh| dh.to_vec()).unwrap();
     assert_eq!(ka, k);
     assert_eq!(kb, k);
 
     // A low-order point (all zeros) is refused.
     let (c_priv, _) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
-    assert!(keys::x25519_agree(c_priv, &[0u8; 32], |dh| dh.to_vec()).is_none());
+    assert!(keys::x25519_agree(&c_priv, &[0u8; 32], |dh| dh.to_vec()).is_none());
 }
 
 #[test]

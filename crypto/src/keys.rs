@@ -1,4 +1,5 @@
-//! Thin wrappers over the `ring` primitives, the key schedule, and keypairs.
+//! Thin wrappers over the `ring` primitives (and X25519 from `x25519-dalek`,
+//! whose secrets zeroize on drop), the key schedule, and keypairs.
 //!
 //! Every derivation goes through these functions, and the known-answer tests
 //! exercise them directly.
@@ -6,7 +7,6 @@
 use std::time::Duration;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::{digest, hkdf, hmac};
 use zeroize::Zeroizing;
 
@@ -120,23 +120,36 @@ pub(crate) fn aead_open(
         .map(|p| p.len())
 }
 
-/// A fresh X25519 ephemeral key and its public key.
+/// A handshake's X25519 secret: fresh for every handshake, wiped when
+/// dropped. It is not consumed by an agreement, so a response that does
+/// not verify leaves it usable for the genuine one.
+pub(crate) type Ephemeral = x25519_dalek::StaticSecret;
+
+/// A fresh X25519 ephemeral key (32 bytes from `rng`) and its public key.
 pub(crate) fn x25519_ephemeral(
     rng: &dyn ring::rand::SecureRandom,
-) -> Option<(EphemeralPrivateKey, [u8; 32])> {
-    let private = EphemeralPrivateKey::generate(&X25519, rng).ok()?;
-    let public = private.compute_public_key().ok()?;
-    let public: [u8; 32] = public.as_ref().try_into().ok()?;
+) -> Option<(Ephemeral, [u8; 32])> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rng.fill(&mut bytes[..]).ok()?;
+    let private = Ephemeral::from(*bytes);
+    let public = x25519_dalek::PublicKey::from(&private).to_bytes();
     Some((private, public))
 }
 
-/// X25519 agreement; `kdf` gets the shared secret. Consumes the private key.
+/// X25519 agreement; `kdf` gets the shared secret (wiped afterwards).
+/// `None` for a malformed or low-order peer key (no contribution of ours
+/// in the result). The private key stays usable.
 pub(crate) fn x25519_agree<R>(
-    private: EphemeralPrivateKey,
+    private: &Ephemeral,
     peer_public: &[u8],
     kdf: impl FnOnce(&[u8]) -> R,
 ) -> Option<R> {
-    agreement::agree_ephemeral(private, &UnparsedPublicKey::new(&X25519, peer_public), kdf).ok()
+    let peer: [u8; 32] = peer_public.try_into().ok()?;
+    let shared = private.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+    if !shared.was_contributory() {
+        return None;
+    }
+    Some(kdf(shared.as_bytes()))
 }
 
 /// What a PSK yields: the mac1 key and the handshake salt `ck`.

@@ -136,6 +136,9 @@ pub struct Server {
     index: HashMap<u32, PeerId>,
     next_peer: u64,
     down_queue: VecDeque<PeerId>,
+    /// Peers removed because their keypair expired (not silence), until
+    /// asked with [`Server::take_expired`].
+    expired_down: std::collections::HashSet<PeerId>,
     keepalive_queue: VecDeque<PeerId>,
     stats: Stats,
 }
@@ -165,6 +168,7 @@ impl Server {
             index: HashMap::new(),
             next_peer: 1,
             down_queue: VecDeque::new(),
+            expired_down: Default::default(),
             keepalive_queue: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -281,7 +285,7 @@ impl Server {
         let (resp_head, confirm) = resp.split_at_mut(RESP_MAC_OFFSET);
         let th = keys::transcript(p, resp_head);
         let client_public = p.get(16..48).ok_or(Drop::BadLength)?;
-        let session = keys::x25519_agree(ephemeral, client_public, |dh| {
+        let session = keys::x25519_agree(&ephemeral, client_public, |dh| {
             psk_keys.session(suite, dh, &th)
         })
         .flatten()
@@ -587,9 +591,10 @@ impl Server {
                     peer.previous = None;
                 }
             }
-            if now >= after(peer.last_recv, self.config.dead_after)
-                || peer.current.expired(now, self.config.reject_after_time)
-            {
+            if peer.current.expired(now, self.config.reject_after_time) {
+                self.expired_down.insert(id);
+                dead.push(id);
+            } else if now >= after(peer.last_recv, self.config.dead_after) {
                 dead.push(id);
             } else if now >= after(peer.last_sent, self.config.keepalive_interval) {
                 self.keepalive_queue.push_back(id);
@@ -642,6 +647,13 @@ impl Server {
     /// How many handshakes await confirmation.
     pub fn pending_handshakes(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Whether a peer reported by [`ServerEvent::PeerDown`] went down
+    /// because its keypair expired (the client's rekeys kept failing)
+    /// rather than because nothing was heard. Asked once per Down.
+    pub fn take_expired(&mut self, peer: PeerId) -> bool {
+        self.expired_down.remove(&peer)
     }
 
     /// Counters.

@@ -32,6 +32,9 @@ const SSH_BACKOFF: [Duration; 4] = [
     Duration::from_secs(5),
     Duration::from_secs(10),
 ];
+/// At most one line per this long about handshake answers that do not
+/// verify.
+const FORGED_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often a pending ssh exchange is looked at.
 const SSH_POLL: Duration = Duration::from_millis(50);
 
@@ -81,6 +84,8 @@ pub struct Dial {
     /// MSS clamping: the largest frame that fits one packet of the path.
     max_frame: Option<usize>,
     scratch: Vec<u8>,
+    /// When a forged handshake answer was last logged.
+    forged_logged: Option<Instant>,
 }
 
 impl Dial {
@@ -134,6 +139,7 @@ impl Dial {
             dead_after,
             max_frame: super::max_frame(opts.mtu, server),
             scratch: Vec::new(),
+            forged_logged: None,
         })
     }
 
@@ -289,6 +295,20 @@ impl FrameEndpoint for Dial {
                 Ok(ClientRecv::Up) | Ok(ClientRecv::Rekeyed) => self.went_up(t),
                 Ok(ClientRecv::Closed) => self.went_down("closed by the server".into()),
                 Ok(ClientRecv::Keepalive) => {}
+                Err(vde_crypto::Drop::BadMac) => {
+                    // a handshake answer that does not verify: forged, or
+                    // from a server with another key; the handshake goes on
+                    if self
+                        .forged_logged
+                        .is_none_or(|t| now >= t + FORGED_LOG_EVERY)
+                    {
+                        self.forged_logged = Some(now);
+                        tracing::warn!(
+                            "a handshake answer from {} did not verify (forged, or another key); ignored",
+                            self.server
+                        );
+                    }
+                }
                 Err(d) => tracing::debug!("dropped a datagram from {}: {d}", self.server),
             }
         }
@@ -348,7 +368,11 @@ impl FrameEndpoint for Dial {
                 }
                 ClientEvent::Up => {}
                 ClientEvent::Down => {
-                    let why = format!("nothing heard for {:.1} s", self.dead_after.as_secs_f64());
+                    let why = if self.client.key_expired() {
+                        "its key expired (rekeys kept failing)".to_string()
+                    } else {
+                        format!("nothing heard for {:.1} s", self.dead_after.as_secs_f64())
+                    };
                     self.went_down(why);
                 }
             }

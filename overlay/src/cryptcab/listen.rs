@@ -377,7 +377,11 @@ impl FrameEndpoint for Listen {
                     let _ = self.sock.send_to(&self.out, to);
                 }
                 ServerEvent::PeerDown(peer) => {
-                    let why = format!("nothing heard for {:.1} s", self.dead_after.as_secs_f64());
+                    let why = if self.server.take_expired(peer) {
+                        "its key expired (the client's rekeys kept failing)".to_string()
+                    } else {
+                        format!("nothing heard for {:.1} s", self.dead_after.as_secs_f64())
+                    };
                     self.peer_gone(peer, why, now);
                 }
             }
