@@ -268,7 +268,11 @@ impl Server {
             }
         }
         let replaces = self.pending_by_key.get(&key_id).copied();
-        if replaces.is_none() && self.pending.len() >= self.config.max_pending {
+        // A live cable's rekey is never refused for the pending table: INITs
+        // replayed (or made with the key) for other cable ids may fill it,
+        // but not lock out cables that are up. (Bounded: one pending each.)
+        let live = self.peer_by_key.contains_key(&key_id);
+        if replaces.is_none() && !live && self.pending.len() >= self.config.max_pending {
             return Err(Drop::TooManyPending);
         }
         if !self.peer_by_key.contains_key(&key_id) && self.peers.len() >= self.config.max_peers {

@@ -182,3 +182,54 @@ fn silence_is_not_reported_as_an_expired_key() {
     }
     assert_eq!((cd, sd), (Some(false), Some(false)));
 }
+
+#[test]
+fn a_full_pending_table_does_not_refuse_a_live_cables_rekey() {
+    let config = Config {
+        max_pending: 4,
+        rekey_after_time: Duration::from_millis(200),
+        dead_after: Duration::from_secs(100),
+        ..Config::default()
+    };
+    let mut c = Client::new(config.clone(), KEY_ID, psk(), WALL, Duration::ZERO);
+    let mut s = Server::new(config.clone(), KeySource::Psk(psk()));
+    let addr = client_addr();
+    let (mut out, mut back) = (Vec::new(), Vec::new());
+    let mut now = Duration::from_millis(1);
+    let init = init_of(&mut c, now);
+    s.receive(&init, addr, now, &mut back).unwrap();
+    assert_eq!(c.receive(&back, now, &mut out), Ok(ClientRecv::Up));
+    let _ = c.poll(now, &mut out);
+    assert!(matches!(
+        s.receive(&out, addr, now, &mut back),
+        Ok(ServerRecv::PeerUp(..))
+    ));
+    // INITs of other cable ids (recorded elsewhere, replayed after a
+    // restart, or made by another key holder) fill the pending table
+    for i in 0..10u8 {
+        let mut other = Client::new(
+            config.clone(),
+            [b'x', i, 0, 0, 0, 0, 0, 0],
+            psk(),
+            WALL,
+            Duration::ZERO,
+        );
+        let from: SocketAddr = format!("192.0.2.{}:9", i + 1).parse().unwrap();
+        let _ = s.receive(&init_of(&mut other, now), from, now, &mut back);
+    }
+    assert_eq!(s.pending_handshakes(), 4);
+    // the live cable rekeys all the same
+    now += Duration::from_millis(250);
+    let init2 = init_of(&mut c, now);
+    assert!(
+        matches!(s.receive(&init2, addr, now, &mut back), Ok(ServerRecv::Reply(_))),
+        "the live cable's rekey is answered"
+    );
+    assert_eq!(c.receive(&back, now, &mut out), Ok(ClientRecv::Rekeyed));
+    // and an unknown cable id is still refused while the table is full
+    let mut late = Client::new(config, *b"late-one", psk(), WALL, Duration::ZERO);
+    assert_eq!(
+        s.receive(&init_of(&mut late, now), addr, now, &mut back),
+        Err(Drop::TooManyPending)
+    );
+}
