@@ -25,9 +25,14 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A key file as a user makes it: 32 random bytes, mode 0600.
 fn key_file(dir: &TempDir) -> String {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.path("cable.key");
-    std::fs::write(&p, [0x5au8; 32]).unwrap();
+    let mut key = [0u8; 32];
+    std::io::Read::read_exact(&mut File::open("/dev/urandom").unwrap(), &mut key).unwrap();
+    std::fs::write(&p, key).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     p.display().to_string()
 }
 

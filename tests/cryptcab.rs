@@ -141,8 +141,15 @@ fn passes(a: &Client, b: &Client, seq: u8) -> bool {
 
 fn key_file(dir: &TempDir) -> String {
     let p = dir.path("cable.key");
-    std::fs::write(&p, b"a lab secret, long enough for the cable").unwrap();
+    secret(&p, b"a lab secret, long enough for the cable");
     p.display().to_string()
+}
+
+/// Writes a key file with the mode a key needs (0600).
+fn secret(p: &std::path::Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(p, bytes).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 #[test]
@@ -787,8 +794,18 @@ fn clear_errors_for_bad_command_lines() {
         )
     };
     let short = dir.path("short.key");
-    std::fs::write(&short, b"tiny").unwrap();
+    secret(&short, b"tiny");
     let shorts = short.display().to_string();
+    let weak = dir.path("weak.key");
+    secret(&weak, &[b'a'; 64]);
+    let weaks = weak.display().to_string();
+    let open = dir.path("open.key");
+    std::fs::write(&open, b"a lab secret, long enough for the cable").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let opens = open.display().to_string();
     let good = key_file(&dir);
     for (args, want) in [
         (vec!["-s", &s, "-x"], "always encrypts"),
@@ -798,6 +815,12 @@ fn clear_errors_for_bad_command_lines() {
             "cannot read key file /no/such/key",
         ),
         (vec!["-s", &s, "-P", &shorts], "short.key"),
+        (vec!["-s", &s, "-P", &shorts], "head -c 32 /dev/urandom"),
+        (vec!["-s", &s, "-P", &weaks], "not random enough"),
+        (
+            vec!["-s", &s, "-P", &opens],
+            "readable by others (mode 0644): chmod 600",
+        ),
         (
             vec!["-s", "/no/such/switch", "-P", &good],
             "/no/such/switch",
@@ -1137,7 +1160,7 @@ fn a_wrong_key_is_named_on_both_ends_and_the_server_says_so_sparingly() {
     let b = Switch::start(Impl::Ours, &dir, "b", &[]);
     let key = key_file(&dir);
     let other = dir.path("other.key");
-    std::fs::write(&other, b"another secret, just as long as the first").unwrap();
+    secret(&other, b"another secret, just as long as the first");
     let others = other.display().to_string();
     let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
     // both ends log warnings only: what follows is at warn level

@@ -129,11 +129,24 @@ fn sha256_abc() {
 
 #[test]
 fn psk_file_too_short() {
+    let random: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(97) ^ 0x5c).collect();
     assert_eq!(
-        Psk::from_file_contents(&[7u8; 15]).unwrap_err(),
+        Psk::from_file_contents(&random[..31]).unwrap_err(),
         crate::Error::PskFileTooShort
     );
-    assert!(Psk::from_file_contents(&[7u8; 16]).is_ok());
+    assert!(Psk::from_file_contents(&random).is_ok());
+    // long but not random: one byte, or a short word repeated
+    assert_eq!(
+        Psk::from_file_contents(&[7u8; 64]).unwrap_err(),
+        crate::Error::PskFileWeak
+    );
+    assert_eq!(
+        Psk::from_file_contents(&b"secret".repeat(8)).unwrap_err(),
+        crate::Error::PskFileWeak
+    );
+    assert!(crate::Error::PskFileWeak
+        .to_string()
+        .contains("head -c 32 /dev/urandom"));
     assert_eq!(format!("{:?}", Psk::from_bytes([0x42; 32])), "Psk(..)");
 }
 

@@ -212,8 +212,14 @@ impl Psk {
     /// Salt of the PSK-file derivation.
     const FILE_SALT: &'static [u8] = b"vde-crypto/1 psk";
 
-    /// The shortest PSK file accepted, in bytes.
-    pub const MIN_FILE_LEN: usize = 16;
+    /// The shortest PSK file accepted, in bytes (`head -c 32 /dev/urandom`
+    /// makes a good one).
+    pub const MIN_FILE_LEN: usize = 32;
+
+    /// The fewest distinct byte values a PSK file must hold: random bytes
+    /// have about 30 in 32, a repeated pattern or a short word repeated
+    /// far fewer.
+    pub const MIN_FILE_DISTINCT: usize = 16;
 
     /// A PSK from raw key bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Psk {
@@ -222,10 +228,18 @@ impl Psk {
 
     /// A PSK from the contents of a key file: `HKDF-SHA256(salt =
     /// "vde-crypto/1 psk", ikm = contents, info = "psk")`. Files shorter
-    /// than [`Psk::MIN_FILE_LEN`] bytes are refused.
+    /// than [`Psk::MIN_FILE_LEN`] bytes, or with fewer than
+    /// [`Psk::MIN_FILE_DISTINCT`] distinct byte values, are refused.
     pub fn from_file_contents(contents: &[u8]) -> Result<Psk, Error> {
         if contents.len() < Self::MIN_FILE_LEN {
             return Err(Error::PskFileTooShort);
+        }
+        let mut seen = [false; 256];
+        for &b in contents {
+            seen[usize::from(b)] = true;
+        }
+        if seen.iter().filter(|&&s| s).count() < Self::MIN_FILE_DISTINCT {
+            return Err(Error::PskFileWeak);
         }
         let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, Self::FILE_SALT).extract(contents);
         let mut psk = Psk([0; 32]);
@@ -263,6 +277,8 @@ impl fmt::Debug for Psk {
 pub enum Error {
     /// A PSK file shorter than [`Psk::MIN_FILE_LEN`] bytes.
     PskFileTooShort,
+    /// A PSK file that is not random enough (too few distinct bytes).
+    PskFileWeak,
     /// The random number generator failed.
     Rng,
 }
@@ -270,9 +286,16 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::PskFileTooShort => {
-                write!(f, "PSK file shorter than {} bytes", Psk::MIN_FILE_LEN)
-            }
+            Error::PskFileTooShort => write!(
+                f,
+                "PSK file shorter than {} bytes (make one with: head -c 32 /dev/urandom > FILE; chmod 600 FILE)",
+                Psk::MIN_FILE_LEN
+            ),
+            Error::PskFileWeak => write!(
+                f,
+                "PSK file not random enough: fewer than {} distinct bytes (make one with: head -c 32 /dev/urandom > FILE; chmod 600 FILE)",
+                Psk::MIN_FILE_DISTINCT
+            ),
             Error::Rng => f.write_str("random number generator failed"),
         }
     }

@@ -222,7 +222,10 @@ fn a_full_pending_table_does_not_refuse_a_live_cables_rekey() {
     now += Duration::from_millis(250);
     let init2 = init_of(&mut c, now);
     assert!(
-        matches!(s.receive(&init2, addr, now, &mut back), Ok(ServerRecv::Reply(_))),
+        matches!(
+            s.receive(&init2, addr, now, &mut back),
+            Ok(ServerRecv::Reply(_))
+        ),
         "the live cable's rekey is answered"
     );
     assert_eq!(c.receive(&back, now, &mut out), Ok(ClientRecv::Rekeyed));

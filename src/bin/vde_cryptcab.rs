@@ -44,7 +44,8 @@ struct Args {
     /// Connect to a server (client mode); the UDP port defaults to 7667.
     #[arg(short = 'c', long = "connect", value_name = "[USER@]HOST[:PORT]")]
     connect: Option<String>,
-    /// Pre-shared key file (at least 16 bytes) instead of the ssh exchange.
+    /// Pre-shared key file instead of the ssh exchange: at least 32 random
+    /// bytes, mode 0600 (head -c 32 /dev/urandom > FILE; chmod 600 FILE).
     #[arg(short = 'P', long = "preshared", value_name = "KEYFILE")]
     preshared: Option<PathBuf>,
     /// Refused: cables are always encrypted (use udp:// for a plain cable).

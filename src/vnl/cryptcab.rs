@@ -162,6 +162,41 @@ pub fn config(cipher: Option<&str>, dead_after: f64, rekey_after: f64) -> Result
 /// Reads a pre-shared key file; its bytes are wiped after use. The error
 /// keeps the kind of the failed read (a missing file is `NotFound`).
 pub fn read_psk(path: &Path) -> std::io::Result<Psk> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read key file {}: {e}", path.display()),
+            )
+        })?
+        .permissions()
+        .mode();
+    // like ssh with private keys: a key others may read (or replace) is
+    // not a secret
+    if mode & 0o026 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "key file {} is {} by others (mode {:04o}): chmod 600 {}",
+                path.display(),
+                if mode & 0o004 != 0 {
+                    "readable"
+                } else {
+                    "writable"
+                },
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    if mode & 0o040 != 0 {
+        tracing::warn!(
+            "key file {} is readable by its group (mode {:04o}); chmod 600 keeps it yours",
+            path.display(),
+            mode & 0o7777
+        );
+    }
     let mut bytes = std::fs::read(path).map_err(|e| {
         std::io::Error::new(
             e.kind(),
