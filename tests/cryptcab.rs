@@ -829,6 +829,14 @@ fn clear_errors_for_bad_command_lines() {
         (vec!["-s", "null://", "-P", &good], "plugs into a switch"),
         (vec!["-s", &s, "-c", "host:notaport"], "bad UDP port"),
         (
+            vec!["-s", &s, "--connect=-oProxyCommand=x", "-P", &good],
+            "may not begin with '-'",
+        ),
+        (
+            vec!["-s", &s, "--connect=-l@host", "-P", &good],
+            "may not begin with '-'",
+        ),
+        (
             vec!["-s", &s, "-c", "host:70000", "-P", &good],
             "port 70000: must be 1..65535",
         ),
@@ -882,9 +890,13 @@ fn our_cable_between_two_debian_switches() {
     let key = key_file(&dir);
     let sport = free_udp_port().to_string();
     let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
-    // the server as a daemon, with a pid file
+    // the server as a daemon, with a pid file; a symlink planted at the
+    // old predictable temporary name is not written through
     let pidfile = dir.path("srv.pid");
     let pids = pidfile.display().to_string();
+    let victim = dir.path("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path("srv.tmp")).unwrap();
     let mut srv = Cab::start(
         &dir,
         "srv",
@@ -907,6 +919,11 @@ fn our_cable_between_two_debian_switches() {
         srv.log()
     );
     assert!(wait_for(5, || pidfile.exists()));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert!(!std::fs::symlink_metadata(&pidfile)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     let daemon: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()

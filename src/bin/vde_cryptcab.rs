@@ -190,10 +190,7 @@ fn run() -> Result<i32> {
     }
     watch_signals(sigfd, ctl.clone());
     if let Some(p) = &args.pidfile {
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", std::process::id()))
-            .and_then(|_| std::fs::rename(&tmp, p))
-            .with_context(|| format!("cannot write pid file {}", p.display()))?;
+        write_pidfile(p).with_context(|| format!("cannot write pid file {}", p.display()))?;
     }
     match &args.connect {
         Some(c) => {
@@ -313,6 +310,27 @@ fn local_name(sock: &str) -> &str {
     } else {
         sock
     }
+}
+
+/// Writes `<pid>\n` to `path` through a temporary file that is created,
+/// never followed: O_CREAT|O_EXCL|O_NOFOLLOW on a name with the pid in it
+/// (a symlink planted there is refused, not written through), then
+/// renamed into place.
+fn write_pidfile(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(&tmp)?;
+    let r = writeln!(f, "{}", std::process::id()).and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 fn main() {

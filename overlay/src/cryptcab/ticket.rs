@@ -24,10 +24,12 @@
 //! per-session keys with fresh X25519 ephemerals (see vde-crypto), and it
 //! is never written to disk.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vde_crypto::{KeyId, Psk};
@@ -234,21 +236,32 @@ impl TicketListener {
     pub fn serve(
         self,
         allow: Allow,
-        groups_of: impl Fn(u32) -> Vec<u32>,
-        accept: impl FnMut(Ticket, u32) -> Result<String, String>,
+        groups_of: impl Fn(u32) -> Vec<u32> + Send + 'static,
+        accept: impl FnMut(Ticket, u32) -> Result<String, String> + Send + 'static,
     ) {
         self.serve_until(&AtomicBool::new(false), allow, groups_of, accept)
     }
 
     /// Like [`TicketListener::serve`], until `stop` is set and the socket
-    /// is poked ([`wake`]).
+    /// is poked ([`wake`]). Connections are served at the same time, each
+    /// on a thread with its own deadline ([`MAX_HELPERS`] at most: more are
+    /// refused at once), so one idle connection holds nobody up; refusals
+    /// are logged at most once per [`REFUSAL_LOG_EVERY`] per uid, with the
+    /// count of those left out.
     pub fn serve_until(
         self,
         stop: &AtomicBool,
         allow: Allow,
-        groups_of: impl Fn(u32) -> Vec<u32>,
-        mut accept: impl FnMut(Ticket, u32) -> Result<String, String>,
+        groups_of: impl Fn(u32) -> Vec<u32> + Send + 'static,
+        accept: impl FnMut(Ticket, u32) -> Result<String, String> + Send + 'static,
     ) {
+        let shared = Arc::new(Mutex::new(Shared {
+            groups_of: Box::new(groups_of),
+            accept: Box::new(accept),
+            log: RefusalLog::default(),
+        }));
+        let allow = Arc::new(allow);
+        let busy = Arc::new(AtomicUsize::new(0));
         for conn in self.listener.incoming() {
             if stop.load(Ordering::Acquire) {
                 return;
@@ -256,33 +269,123 @@ impl TicketListener {
             let Ok(mut conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
             let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-            // credentials first: a process that may not hand tickets is
-            // answered at once and cannot hold the socket up
-            let reply = match sys::peer_cred(&conn) {
-                Err(e) => Err(format!("cannot read the helper's credentials: {e}")),
-                Ok((uid, gid)) if !allow.permits(uid, gid, &groups_of) => Err(format!(
-                    "uid {uid} may not attach cables to this server \
-                     (see --allow-user/--allow-group)"
-                )),
-                Ok((uid, _)) => {
-                    let c = &conn;
-                    let set = |d: Duration| c.set_read_timeout(Some(d));
-                    match read_line_until(c, Some((Instant::now() + IO_TIMEOUT, &set))) {
-                        Err(e) => Err(format!("bad ticket: {e}")),
-                        Ok(line) => Ticket::parse(&line).and_then(|t| accept(t, uid)),
-                    }
-                }
-            };
-            let text = match reply {
-                Ok(t) => format!("OK {t}\n"),
-                Err(e) => {
-                    tracing::warn!("ticket refused: {e}");
-                    format!("ERR {e}\n")
-                }
-            };
-            let _ = conn.write_all(text.as_bytes());
+            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_HELPERS {
+                busy.fetch_sub(1, Ordering::AcqRel);
+                let uid = sys::peer_cred(&conn).map_or(u32::MAX, |(u, _)| u);
+                refuse(&shared, uid, "too many helpers at once; try again");
+                let _ = conn.write_all(b"ERR too many helpers at once; try again\n");
+                continue;
+            }
+            let (shared, allow, busy) = (shared.clone(), allow.clone(), busy.clone());
+            let spawned = std::thread::Builder::new()
+                .name("ticket".into())
+                .spawn(move || {
+                    serve_one(conn, &allow, &shared);
+                    busy.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_err() {
+                tracing::warn!("cannot start a thread for a ticket helper");
+            }
         }
     }
+}
+
+/// Helpers served at the same time.
+pub const MAX_HELPERS: usize = 16;
+
+/// At most one refusal line per uid per this long.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Uids whose refusals are remembered for the rate limit.
+const REFUSAL_TRACKED: usize = 256;
+
+type GroupsOf = Box<dyn Fn(u32) -> Vec<u32> + Send>;
+type Accept = Box<dyn FnMut(Ticket, u32) -> Result<String, String> + Send>;
+
+struct Shared {
+    groups_of: GroupsOf,
+    accept: Accept,
+    log: RefusalLog,
+}
+
+/// When each uid's last refusal was logged, and how many since were not.
+#[derive(Default)]
+struct RefusalLog {
+    last: HashMap<u32, (Instant, u64)>,
+}
+
+impl RefusalLog {
+    /// The line to log for a refusal now, if any.
+    fn refused(&mut self, uid: u32, why: &str, now: Instant) -> Option<String> {
+        if self.last.len() >= REFUSAL_TRACKED && !self.last.contains_key(&uid) {
+            self.last
+                .retain(|_, (t, _)| now.saturating_duration_since(*t) < REFUSAL_LOG_EVERY);
+            if self.last.len() >= REFUSAL_TRACKED {
+                return None;
+            }
+        }
+        match self.last.get_mut(&uid) {
+            Some((t, n)) if now.saturating_duration_since(*t) < REFUSAL_LOG_EVERY => {
+                *n += 1;
+                None
+            }
+            Some((t, n)) => {
+                let more = std::mem::take(n);
+                *t = now;
+                Some(if more > 0 {
+                    format!("ticket refused: {why} ({more} more from uid {uid} since)")
+                } else {
+                    format!("ticket refused: {why}")
+                })
+            }
+            None => {
+                self.last.insert(uid, (now, 0));
+                Some(format!("ticket refused: {why}"))
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn refuse(shared: &Mutex<Shared>, uid: u32, why: &str) {
+    if let Some(line) = lock(shared).log.refused(uid, why, Instant::now()) {
+        tracing::warn!("{line}");
+    }
+}
+
+/// One helper's connection: credentials first (a process that may not
+/// hand tickets is answered at once), then one ticket line by a deadline.
+fn serve_one(mut conn: UnixStream, allow: &Allow, shared: &Mutex<Shared>) {
+    let cred = sys::peer_cred(&conn);
+    let uid = cred.as_ref().map_or(u32::MAX, |(u, _)| *u);
+    let reply = match cred {
+        Err(e) => Err(format!("cannot read the helper's credentials: {e}")),
+        Ok((uid, gid)) if !allow.permits(uid, gid, |u| (lock(shared).groups_of)(u)) => {
+            Err(format!(
+                "uid {uid} may not attach cables to this server \
+                 (see --allow-user/--allow-group)"
+            ))
+        }
+        Ok((uid, _)) => {
+            let c = &conn;
+            let set = |d: Duration| c.set_read_timeout(Some(d));
+            match read_line_until(c, Some((Instant::now() + IO_TIMEOUT, &set))) {
+                Err(e) => Err(format!("bad ticket: {e}")),
+                Ok(line) => Ticket::parse(&line).and_then(|t| (lock(shared).accept)(t, uid)),
+            }
+        }
+    };
+    let text = match reply {
+        Ok(t) => format!("OK {t}\n"),
+        Err(e) => {
+            refuse(shared, uid, &e);
+            format!("ERR {e}\n")
+        }
+    };
+    let _ = conn.write_all(text.as_bytes());
 }
 
 /// Pokes the ticket socket of `port` so that a listener told to stop
@@ -442,5 +545,50 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("already serves"));
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_interval_per_uid() {
+        let mut log = RefusalLog::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            log.refused(7, "no", t0).as_deref(),
+            Some("ticket refused: no")
+        );
+        for k in 1..=100u64 {
+            assert!(log
+                .refused(7, "no", t0 + Duration::from_millis(k))
+                .is_none());
+        }
+        // another uid has its own budget
+        assert!(log.refused(8, "no", t0).is_some());
+        let later = t0 + REFUSAL_LOG_EVERY;
+        assert_eq!(
+            log.refused(7, "no", later).as_deref(),
+            Some("ticket refused: no (100 more from uid 7 since)")
+        );
+        // bounded memory under many uids
+        for uid in 0..10_000u32 {
+            let _ = log.refused(uid, "no", later);
+        }
+        assert!(log.last.len() <= REFUSAL_TRACKED);
+    }
+
+    #[test]
+    fn an_idle_connection_holds_nobody_up() {
+        let port = 40000 + ((std::process::id() + 7) % 20000) as u16;
+        let l = TicketListener::bind(port).unwrap();
+        std::thread::spawn(move || l.serve(Allow::default(), |_| vec![], |_, _| Ok("ok".into())));
+        // a helper that connects and says nothing
+        let idle = UnixStream::connect_addr(&abstract_addr(port).unwrap()).unwrap();
+        let t = Ticket::generate().unwrap();
+        let start = Instant::now();
+        assert_eq!(hand_over(port, t.line().as_bytes()).unwrap(), "ok");
+        assert!(
+            start.elapsed() < IO_TIMEOUT,
+            "served while the idle one waits: {:?}",
+            start.elapsed()
+        );
+        drop(idle);
     }
 }
