@@ -125,6 +125,15 @@ fn in_process_cryptcab_carries_frames_both_ways() {
     assert!(line.ends_with(']'), "{line}");
     // the core sees the cable as a port: its counters moved
     assert!(b.cmd("port/print").contains("module cable"));
+    // a switch holding cable keys makes no core files
+    for sw in [&a, &b] {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", sw.pid())).unwrap();
+        let core = limits
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap();
+        assert!(core.split_whitespace().nth(4) == Some("0"), "{core}");
+    }
 }
 
 #[test]

@@ -34,6 +34,25 @@ pub fn peer_cred(fd: &impl AsRawFd) -> io::Result<(u32, u32)> {
     Ok((cred.uid, cred.gid))
 }
 
+/// Keeps secrets out of core files: no core dumps (RLIMIT_CORE 0) and not
+/// dumpable (PR_SET_DUMPABLE 0, which also keeps other processes of the
+/// same user from attaching to read its memory). For processes that hold
+/// cable keys.
+pub fn no_core_dumps() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `zero` is a valid rlimit that lives across the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    }
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 /// Effective uid of this process.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

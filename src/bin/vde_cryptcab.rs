@@ -180,6 +180,8 @@ fn run() -> Result<i32> {
         bail!("-k/--keepalive is for clients (-c) only");
     }
     let cfg = config(&args)?;
+    // keys live in this process: keep them out of core files
+    vde_overlay::sys::no_core_dumps();
     let psk = args.preshared.as_deref().map(read_psk).transpose()?;
     // fail early if the switch is not there (without taking a port: ports
     // appear only with cables)

@@ -302,6 +302,8 @@ pub fn spec(loc: &Locator) -> Result<Spec, VnlError> {
 /// Opens the endpoint a locator names: a dialing cable or a listener.
 pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError> {
     let spec = spec(loc)?;
+    // this process is about to hold cable keys
+    vde_overlay::sys::no_core_dumps();
     let psk = match &spec.psk {
         Some(p) => Some(read_psk(Path::new(p)).map_err(|e| OpenError::io(loc.text.clone(), e))?),
         None => None,
