@@ -1312,3 +1312,63 @@ fn the_ssh_form_runs_inside_the_switch_against_a_real_sshd() {
     let cc = Client::connect(&c.ctl, PortRequest::Any, "t").unwrap();
     assert!(passes(&ca, &cc, 3) && passes(&cc, &ca, 4));
 }
+
+#[test]
+fn nobody_can_take_the_ticket_socket_before_the_server() {
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let dir = TempDir::new("cc-squat");
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let bs = b.ctl.display().to_string();
+    let port = free_udp_port();
+    // the old abstract name, taken by anyone first, is no obstacle
+    let _squat = {
+        use std::os::linux::net::SocketAddrExt;
+        let a = std::os::unix::net::SocketAddr::from_abstract_name(
+            format!("vde_cryptcab.{port}").as_bytes(),
+        )
+        .unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&a).unwrap()
+    };
+    // and an unprivileged user cannot put a socket where root's server
+    // will listen
+    let path = vde_overlay::cryptcab::ticket::socket_path(0, port);
+    let _ = std::fs::create_dir_all(path.parent().unwrap());
+    let squat = Command::new("setpriv")
+        .args(["--reuid", "4242", "--regid", "4242", "--clear-groups"])
+        .args(["sh", "-c", &format!("touch {}", path.display())])
+        .status()
+        .unwrap();
+    assert!(!squat.success(), "uid 4242 could create {}", path.display());
+    let ports = port.to_string();
+    let srv = Cab::start(&dir, "srv", &["-s", &bs, "-p", &ports]);
+    assert!(
+        wait_for(5, || srv.log().contains("server on UDP port")),
+        "{}",
+        srv.log()
+    );
+    let mut c = Command::new(CRYPTCAB)
+        .args(["--ticket", "-p", &ports])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"vde-crypto/1 0a0b0c0d0e0f0102 \
+              00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("may connect"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

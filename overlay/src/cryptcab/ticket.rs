@@ -9,9 +9,13 @@
 //! ```
 //!
 //! That helper passes the line to the server listening on UDP port PORT
-//! through the abstract unix socket `@vde_cryptcab.PORT` (abstract: no file,
-//! nothing on disk, one per network namespace as the UDP port is). Both
-//! ends check the other's kernel credentials (SO_PEERCRED):
+//! through the unix socket `DIR/net-NS/PORT` ([`socket_path`]): DIR is
+//! `/run/vde_cryptcab` for a server run by root, else the user's own
+//! `$XDG_RUNTIME_DIR/vde_cryptcab` (or `/tmp/vde_cryptcab-UID`), NS the
+//! network namespace (one socket per namespace, as the UDP port is). Only
+//! the server's user can create files there, so nobody can take the name
+//! before the server starts; both sides check the directories' owner and
+//! mode. Both ends check the other's kernel credentials (SO_PEERCRED):
 //! * the server accepts tickets from root, from its own uid, and from the
 //!   users and groups given with `--allow-user`/`--allow-group`; so the ssh
 //!   login decides *who* the peer is, and the server decides whether that
@@ -26,8 +30,9 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,13 +48,69 @@ pub const MAX_LINE: usize = 256;
 /// How long either side waits for the other's line.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Abstract socket name of the server on UDP port `port`.
-pub fn socket_name(port: u16) -> String {
-    format!("vde_cryptcab.{port}")
+/// The directory of the ticket sockets of servers run by `uid`.
+fn base_dir(uid: u32) -> PathBuf {
+    if uid == 0 {
+        return PathBuf::from("/run/vde_cryptcab");
+    }
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let x = PathBuf::from(x);
+        if std::fs::symlink_metadata(&x).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+            return x.join("vde_cryptcab");
+        }
+    }
+    PathBuf::from(format!("/tmp/vde_cryptcab-{uid}"))
 }
 
-fn abstract_addr(port: u16) -> io::Result<SocketAddr> {
-    SocketAddr::from_abstract_name(socket_name(port).as_bytes())
+/// The network namespace of this process, for the socket's directory.
+fn netns() -> String {
+    std::fs::metadata("/proc/self/ns/net")
+        .map_or_else(|_| "net".into(), |m| format!("net-{}", m.ino()))
+}
+
+/// Where a server run by `uid` in this network namespace takes tickets for
+/// UDP port `port`.
+pub fn socket_path(uid: u32, port: u16) -> PathBuf {
+    base_dir(uid).join(netns()).join(port.to_string())
+}
+
+/// Refuses a directory that is a symlink, not a directory, not `uid`'s, or
+/// writable by others: someone else could have put a socket there.
+fn check_dir(dir: &Path, uid: u32) -> io::Result<()> {
+    let m = std::fs::symlink_metadata(dir)?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory of uid {uid} that only it may write (owner {}, mode {:04o}): \
+                 remove it",
+                dir.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes (or checks) the socket directories of this process's user:
+/// readable by all for root's (allowed users' helpers connect; the server
+/// checks who they are), private otherwise.
+fn make_dirs(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let uid = sys::euid();
+    let mode = if uid == 0 { 0o755 } else { 0o700 };
+    let sub = path.parent().ok_or(io::ErrorKind::InvalidInput)?;
+    let base = sub.parent().ok_or(io::ErrorKind::InvalidInput)?;
+    for d in [base, sub] {
+        match std::fs::DirBuilder::new().mode(mode).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", d.display()))),
+        }
+        check_dir(d, uid)?;
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -207,28 +268,41 @@ impl Allow {
     }
 }
 
-/// The server's end: a listener on the abstract name for `port`.
+/// The server's end: a listener on [`socket_path`] for `port`, removed
+/// when it is dropped.
 pub struct TicketListener {
     listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for TicketListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl TicketListener {
     pub fn bind(port: u16) -> io::Result<TicketListener> {
-        let listener = UnixListener::bind_addr(&abstract_addr(port)?).map_err(|e| {
-            if e.kind() == io::ErrorKind::AddrInUse {
-                io::Error::new(
-                    e.kind(),
+        let path = socket_path(sys::euid(), port);
+        make_dirs(&path)?;
+        if std::fs::symlink_metadata(&path).is_ok() {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
                     format!(
-                        "another vde_cryptcab already serves UDP port {port} \
-                         (abstract socket @{} is taken)",
-                        socket_name(port)
+                        "another vde_cryptcab already serves UDP port {port} ({} answers)",
+                        path.display()
                     ),
-                )
-            } else {
-                e
+                ));
             }
-        })?;
-        Ok(TicketListener { listener })
+            // a stale socket of a server that is gone
+            std::fs::remove_file(&path)?;
+        }
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mode = if sys::euid() == 0 { 0o666 } else { 0o600 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        Ok(TicketListener { listener, path })
     }
 
     /// Serves connections for ever; `accept` decides on each ticket given
@@ -391,9 +465,7 @@ fn serve_one(mut conn: UnixStream, allow: &Allow, shared: &Mutex<Shared>) {
 /// Pokes the ticket socket of `port` so that a listener told to stop
 /// ([`TicketListener::serve_until`]) sees it.
 pub fn wake(port: u16) {
-    if let Ok(a) = abstract_addr(port) {
-        let _ = UnixStream::connect_addr(&a);
-    }
+    let _ = UnixStream::connect(socket_path(sys::euid(), port));
 }
 
 /// The helper's end (`vde_cryptcab --ticket -p PORT`, run by ssh): passes
@@ -402,21 +474,43 @@ pub fn hand_over(port: u16, input: impl Read) -> Result<String, String> {
     let line = read_line(input).map_err(|e| format!("reading the ticket: {e}"))?;
     let result = (|| {
         Ticket::parse(&line)?;
-        let mut conn = UnixStream::connect_addr(&abstract_addr(port).map_err(|e| e.to_string())?)
-            .map_err(|e| {
-            format!(
-                "no vde_cryptcab server on UDP port {port} on this host \
-                     (abstract socket @{}: {e})",
-                socket_name(port)
-            )
-        })?;
+        // our own server's socket, or root's: the only two a key may go to
+        let me = sys::euid();
+        let mut tried = Vec::new();
+        let mut conn = None;
+        for uid in [me, 0] {
+            let path = socket_path(uid, port);
+            if tried.contains(&path) {
+                continue;
+            }
+            let dirs_ok = path
+                .parent()
+                .into_iter()
+                .chain(path.parent().and_then(Path::parent))
+                .all(|d| check_dir(d, uid).is_ok());
+            if dirs_ok {
+                if let Ok(c) = UnixStream::connect(&path) {
+                    conn = Some((c, path));
+                    break;
+                }
+            }
+            tried.push(path);
+        }
+        let Some((conn, path)) = conn else {
+            let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "no vde_cryptcab server on UDP port {port} on this host (nothing at {})",
+                list.join(" or ")
+            ));
+        };
+        let mut conn = conn;
         let (server_uid, _) =
             sys::peer_cred(&conn).map_err(|e| format!("cannot check the server: {e}"))?;
-        if server_uid != 0 && server_uid != sys::euid() {
+        if server_uid != 0 && server_uid != me {
             return Err(format!(
-                "the process on @{} runs as uid {server_uid}, neither root nor this user: \
+                "the process on {} runs as uid {server_uid}, neither root nor this user: \
                  not giving it the key",
-                socket_name(port)
+                path.display()
             ));
         }
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
@@ -580,7 +674,7 @@ mod tests {
         let l = TicketListener::bind(port).unwrap();
         std::thread::spawn(move || l.serve(Allow::default(), |_| vec![], |_, _| Ok("ok".into())));
         // a helper that connects and says nothing
-        let idle = UnixStream::connect_addr(&abstract_addr(port).unwrap()).unwrap();
+        let idle = UnixStream::connect(socket_path(sys::euid(), port)).unwrap();
         let t = Ticket::generate().unwrap();
         let start = Instant::now();
         assert_eq!(hand_over(port, t.line().as_bytes()).unwrap(), "ok");
