@@ -45,6 +45,9 @@ pub struct Config {
     pub fstp: bool,
     /// New ports speak standard 802.1w BPDUs instead of vde's (`--rstp`).
     pub rstp: bool,
+    /// Root guard on every port that is not a cable the switch runs itself
+    /// (endpoint module `cable`), unless set per port (`--guard`).
+    pub guard: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             priority: 0x8000,
             fstp: false,
             rstp: false,
+            guard: false,
         }
     }
 }
@@ -91,6 +95,30 @@ pub struct Drops {
     pub table_full: u64,
     /// Frames to the BPDU address that are not BPDUs we take (with FSTP on).
     pub bad_bpdu: u64,
+    /// BPDUs on a BPDU-guarded port (whose endpoints were closed).
+    pub bpdu_guard: u64,
+}
+
+/// Switch-wide counts of guard events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    /// Root-inconsistent episodes (a root-guarded port heard superior
+    /// information and was held discarding), over all VLANs.
+    pub root_inconsistent: u64,
+    /// Ports closed by BPDU guard.
+    pub bpdu_closed: u64,
+}
+
+/// Per-port guard settings, kept by port number whether or not the port
+/// exists (so rc files can set them before clients come).
+#[derive(Debug, Clone, Default)]
+pub struct Guards {
+    /// Root guard set on (`fstp/rootguard N 1`).
+    pub root_on: PortSet,
+    /// Root guard set off (`fstp/rootguard N 0`), overriding `--guard`.
+    pub root_off: PortSet,
+    /// BPDU guard (`fstp/bpduguard N 1`).
+    pub bpdu: PortSet,
 }
 
 /// A client endpoint attached to a port.
@@ -120,6 +148,8 @@ pub struct Port {
     /// Access control (set with port/setuser, port/setgroup).
     pub ac_user: Option<u32>,
     pub ac_group: Option<u32>,
+    /// Times BPDU guard closed this port's endpoints.
+    pub bpdu_guard_closes: u64,
 }
 
 impl Port {
@@ -132,6 +162,7 @@ impl Port {
             cur_user: None,
             ac_user: None,
             ac_group: None,
+            bpdu_guard_closes: 0,
         }
     }
 
@@ -267,6 +298,8 @@ pub struct Switch {
     rstp_ports: PortSet,
     /// The latest time the shell told us (for changes made by commands).
     now: Instant,
+    guards: Guards,
+    pub guard_stats: GuardStats,
 }
 
 impl Switch {
@@ -291,6 +324,8 @@ impl Switch {
             std_bpdu: PortSet::with_ports(nslots),
             rstp_ports: PortSet::with_ports(nslots),
             now,
+            guards: Guards::default(),
+            guard_stats: GuardStats::default(),
             start: now,
             cfg: Config { hashsize, ..cfg },
         }
@@ -451,6 +486,10 @@ impl Switch {
         p.counters.pkts_in += 1;
         p.counters.bytes_in += len;
         let untagged_vlan = p.untagged_vlan;
+        if frame.dst() == BPDU_DST && self.guards.bpdu.contains(port) {
+            self.bpdu_guard_trip(port);
+            return &self.out;
+        }
 
         if self.cfg.hub {
             for (i, q) in self.ports.iter_mut().enumerate().skip(1) {
@@ -774,6 +813,11 @@ impl Switch {
             .filter(|&p| self.port(p).is_some_and(|x| x.is_active()))
             .collect();
         let (edge, bonus) = (vlan.edge.clone(), vlan.bonus);
+        let guarded: Vec<PortId> = want
+            .iter()
+            .copied()
+            .filter(|&p| self.root_guarded(p))
+            .collect();
         let now = self.now;
         let created = self.instances[vid as usize].is_none();
         if created {
@@ -793,6 +837,9 @@ impl Switch {
         for &p in had.iter().filter(|p| !want.contains(p)) {
             inst.port_down(p, now);
             changed.push((p, false));
+        }
+        for &p in &want {
+            inst.set_root_guard(p, guarded.contains(&p), now);
         }
         for &p in want.iter().filter(|p| !had.contains(p)) {
             if edge.contains(p) {
@@ -847,6 +894,17 @@ impl Switch {
                 }
                 fstp::Output::Flush { ports } => {
                     self.flush_macs(|e| e.vlan == vid && ports.contains(&e.port));
+                }
+                fstp::Output::RootGuard { port, held } => {
+                    if held {
+                        self.guard_stats.root_inconsistent += 1;
+                        tracing::warn!(
+                            "root guard: port {port} VLAN {vid} heard a better root; \
+                             held discarding (root-inconsistent)"
+                        );
+                    } else {
+                        tracing::warn!("root guard: port {port} VLAN {vid} recovered");
+                    }
                 }
                 fstp::Output::RootChanged { root, root_port } => {
                     let rp = root_port.unwrap_or(0);
@@ -904,6 +962,78 @@ impl Switch {
             self.drain_fstp(vlan as u16);
         }
         Ok(())
+    }
+
+    /// Whether root guard is on for `port`: set per port, or by `--guard`
+    /// on a port that is not a cable the switch runs itself.
+    pub fn root_guarded(&self, port: PortId) -> bool {
+        if self.guards.root_on.contains(port) {
+            return true;
+        }
+        if self.guards.root_off.contains(port) {
+            return false;
+        }
+        self.cfg.guard
+            && !self
+                .port(port)
+                .is_some_and(|p| p.endpoints.iter().any(|e| e.module == "cable"))
+    }
+
+    /// Whether BPDU guard is on for `port`.
+    pub fn bpdu_guarded(&self, port: PortId) -> bool {
+        self.guards.bpdu.contains(port)
+    }
+
+    /// `fstp/rootguard PORT 0|1` (hidden: not a C command).
+    pub fn fstp_rootguard(&mut self, port: i64, on: bool) -> Result<(), Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        if on {
+            self.guards.root_on.insert(p);
+            self.guards.root_off.remove(p);
+        } else {
+            self.guards.root_on.remove(p);
+            self.guards.root_off.insert(p);
+        }
+        self.reconcile_all();
+        Ok(())
+    }
+
+    /// `fstp/bpduguard PORT 0|1` (hidden: not a C command).
+    pub fn fstp_bpduguard(&mut self, port: i64, on: bool) -> Result<(), Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        if on {
+            self.guards.bpdu.insert(p);
+        } else {
+            self.guards.bpdu.remove(p);
+        }
+        Ok(())
+    }
+
+    /// A BPDU arrived on a BPDU-guarded port: every endpoint of the port
+    /// is detached and the shell told to close it; the port stays, free
+    /// for the next client.
+    fn bpdu_guard_trip(&mut self, port: PortId) {
+        self.drops.bpdu_guard += 1;
+        let Some(p) = self.ports.get_mut(port as usize).and_then(|p| p.as_mut()) else {
+            return;
+        };
+        p.bpdu_guard_closes += 1;
+        let ids: Vec<EndpointId> = p.endpoints.iter().map(|e| e.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        self.guard_stats.bpdu_closed += 1;
+        tracing::warn!("BPDU guard: port {port} heard a BPDU; closing its endpoints {ids:?}");
+        for id in ids {
+            self.detach(id);
+            self.events.push_back(Event::CloseEndpoint(id));
+        }
     }
 
     /// `fstp/bonus VLAN PORT COST`

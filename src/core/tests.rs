@@ -522,3 +522,106 @@ fn access_control_by_user_and_group() {
     };
     assert_eq!(s.sw.attach(PortRequest::Port(5), owner), Ok(5));
 }
+
+/// A vde BPDU from a rogue bridge of priority 0.
+fn rogue_bpdu() -> Vec<u8> {
+    let rogue = BridgeId::new(0, Mac([2, 0xde, 0xad, 0xbe, 0xef, 1]));
+    let b = Bpdu {
+        flags: 0x7c,
+        root: rogue,
+        root_cost: 0,
+        bridge: rogue,
+        port: bpdu::port_id(1),
+        message_age: 0,
+        max_age: 40,
+        hello: 1,
+        forward_delay: 0,
+    };
+    let mut buf = [0u8; 64];
+    let n = b.emit(Mac([2, 0xde, 0xad, 0xbe, 0xef, 1]), None, &mut buf);
+    buf[..n].to_vec()
+}
+
+fn cable_ep(id: u32) -> Endpoint {
+    Endpoint {
+        module: "cable",
+        ..ep(id)
+    }
+}
+
+#[test]
+fn bpdu_guard_closes_the_port_and_the_port_is_reused() {
+    let mut s = Sim::new(Config {
+        fstp: true,
+        ..Config::default()
+    });
+    assert_eq!(s.sw.attach(PortRequest::Port(3), ep(30)), Ok(3));
+    s.sw.fstp_bpduguard(3, true).unwrap();
+    while s.sw.poll_event().is_some() {}
+    assert!(s.send(3, &rogue_bpdu()).is_empty());
+    assert_eq!(s.sw.poll_event(), Some(Event::CloseEndpoint(30)));
+    assert!(!s.sw.port(3).unwrap().is_active());
+    assert_eq!(s.sw.port(3).unwrap().bpdu_guard_closes, 1);
+    assert_eq!(s.sw.drops.bpdu_guard, 1);
+    assert_eq!(s.sw.guard_stats.bpdu_closed, 1);
+    // the port takes the next client; ordinary frames pass
+    assert_eq!(s.sw.attach(PortRequest::Port(3), ep(31)), Ok(3));
+    s.send(3, &frame(Mac::BROADCAST, mac(3), 60));
+    assert!(s.sw.port(3).unwrap().is_active());
+    // bad arguments
+    assert_eq!(s.sw.fstp_bpduguard(0, true), Err(EINVAL));
+    assert_eq!(s.sw.fstp_bpduguard(99, true), Err(EINVAL));
+}
+
+#[test]
+fn root_guard_keeps_the_root_and_counts_episodes() {
+    for guard in [false, true] {
+        let mut s = Sim::new(Config {
+            fstp: true,
+            ..Config::default()
+        });
+        s.sw.attach(PortRequest::Port(1), ep(10)).unwrap();
+        s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+        if guard {
+            s.sw.fstp_rootguard(2, true).unwrap();
+        }
+        for _ in 0..6 {
+            s.send(2, &rogue_bpdu());
+            s.now += Duration::from_millis(500);
+            let t = s.now;
+            s.sw.handle_timeout(t);
+        }
+        let i = s.sw.fstp_instance(0).unwrap();
+        assert_eq!(i.is_root(), guard, "guard {guard}");
+        assert_eq!(i.is_root_inconsistent(2), guard);
+        assert_eq!(s.sw.guard_stats.root_inconsistent, u64::from(guard));
+    }
+}
+
+#[test]
+fn guard_flag_covers_host_ports_not_cables() {
+    let mut s = Sim::new(Config {
+        fstp: true,
+        guard: true,
+        ..Config::default()
+    });
+    s.sw.attach(PortRequest::Port(1), cable_ep(10)).unwrap();
+    s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+    assert!(!s.sw.root_guarded(1), "a cable is trusted");
+    assert!(s.sw.root_guarded(2), "a host port is guarded");
+    let i = s.sw.fstp_instance(0).unwrap();
+    assert!(!i.is_root_guard(1) && i.is_root_guard(2));
+    // the operator trusts port 2 and distrusts the cable
+    s.sw.fstp_rootguard(2, false).unwrap();
+    s.sw.fstp_rootguard(1, true).unwrap();
+    assert!(s.sw.root_guarded(1) && !s.sw.root_guarded(2));
+    let i = s.sw.fstp_instance(0).unwrap();
+    assert!(i.is_root_guard(1) && !i.is_root_guard(2));
+    // without --guard nothing is guarded
+    let mut s = Sim::new(Config {
+        fstp: true,
+        ..Config::default()
+    });
+    s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+    assert!(!s.sw.root_guarded(2));
+}
