@@ -307,3 +307,139 @@ fn guard_flag_protects_hosts_and_trusts_in_process_cables() {
         .cmd("fstp/print")
         .contains("rootguard=root-inconsistent"));
 }
+
+fn stat(sw: &Switch, name: &str) -> u64 {
+    let s = sw.cmd("stats");
+    s.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {s}"))
+}
+
+fn smac(n: u32) -> [u8; 6] {
+    let b = n.to_be_bytes();
+    [2, 0x10, b[0], b[1], b[2], b[3]]
+}
+
+#[test]
+fn port_security_caps_macs_and_damps_spoofing() {
+    let dir = TempDir::new("portsec");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    for c in [
+        "port/maclimit 2 32",
+        "port/movedamp 2 30",
+        "port/maclimit 3 32",
+        "port/movedamp 3 30",
+    ] {
+        assert_eq!(sw.cmd(c), "1000 Success\n", "{c}");
+    }
+    let gw = Client::connect(&sw.ctl, PortRequest::Port(1), "gateway").unwrap();
+    let guest = Client::connect(&sw.ctl, PortRequest::Port(2), "guest").unwrap();
+    let other = host(&sw);
+    assert_eq!(other.port(), 3);
+    // a guest sending from 10,000 source MACs is capped at the limit
+    for n in 0..10_000u32 {
+        guest.send(&frame(BCAST, smac(n), 60, 0));
+        if n % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        wait_for(5, || stat(&sw, "drop mac_limit") + 32 >= 10_000),
+        "{}",
+        sw.cmd("stats")
+    );
+    let p = sw.cmd("port/print 2");
+    assert!(p.contains("maclimit 32 (learned 32, dropped 9968)"), "{p}");
+    assert_eq!(sw.cmd("hash/print").matches("to port: 002").count(), 32);
+    // the guest spoofs the gateway's MAC: damped, the gateway keeps it
+    gw.send(&frame(BCAST, mac(1), 60, 1));
+    assert!(wait_for(2, || sw
+        .cmd("hash/find 02:00:00:00:00:01")
+        .contains("to port: 001")));
+    for _ in 0..5 {
+        guest.send(&frame(BCAST, mac(1), 60, 2));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(stat(&sw, "drop mac_move") >= 5);
+    let _ = other.drain();
+    other.send(&frame(mac(1), mac(3), 60, 3));
+    assert!(
+        gw.drain()
+            .iter()
+            .any(|f| f[..] == frame(mac(1), mac(3), 60, 3)[..]),
+        "traffic to the gateway went astray"
+    );
+    assert!(sw
+        .cmd("hash/find 02:00:00:00:00:01")
+        .contains("to port: 001"));
+}
+
+#[test]
+fn storm_control_holds_a_broadcast_blast_to_the_limit() {
+    let dir = TempDir::new("storm");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    assert_eq!(sw.cmd("port/stormlimit 2 200"), "1000 Success\n");
+    let a = Client::connect(&sw.ctl, PortRequest::Port(1), "a").unwrap();
+    let blaster = Client::connect(&sw.ctl, PortRequest::Port(2), "blaster").unwrap();
+    let b = Client::connect(&sw.ctl, PortRequest::Port(3), "b").unwrap();
+    for c in [&a, &b] {
+        c.data
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    // the blaster sends broadcasts as fast as it can for 2 s while a and b
+    // exchange unicast
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let t = std::thread::spawn(move || {
+        let f = frame(BCAST, mac(2), 60, 0);
+        let mut sent = 0u64;
+        while !s2.load(Ordering::SeqCst) {
+            if blaster.data.send(&f).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    });
+    a.send(&frame(BCAST, mac(1), 60, 1));
+    b.send(&frame(BCAST, mac(3), 60, 1));
+    let start = std::time::Instant::now();
+    let (mut sent_ab, mut got_ab, mut storm_at_b) = (0, 0, 0);
+    let want = frame(mac(3), mac(1), 60, 7);
+    while start.elapsed() < Duration::from_secs(2) {
+        a.send(&want);
+        sent_ab += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        for f in std::iter::from_fn(|| {
+            b.data.set_nonblocking(true).unwrap();
+            let mut buf = vec![0u8; 2000];
+            let r = b.data.recv(&mut buf).ok().map(|n| buf[..n].to_vec());
+            b.data.set_nonblocking(false).unwrap();
+            r
+        }) {
+            if f[..] == want[..] {
+                got_ab += 1;
+            } else if f[6..12] == mac(2) {
+                storm_at_b += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sent = t.join().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "blaster sent {sent}, b got {storm_at_b} of them in {secs:.2} s; a->b {got_ab}/{sent_ab}"
+    );
+    let dropped = stat(&sw, "drop storm");
+    assert!(sent > 2000, "the blaster was too slow to test: {sent}");
+    // burst of 200 then 200/s: generous bounds
+    assert!(
+        (storm_at_b as f64) <= 200.0 + 200.0 * (secs + 1.0),
+        "{storm_at_b} broadcasts got through"
+    );
+    assert!(storm_at_b >= 100, "storm control dropped everything");
+    assert!(dropped > 1000, "{}", sw.cmd("stats"));
+    assert!(got_ab * 10 >= sent_ab * 9, "a->b lost: {got_ab}/{sent_ab}");
+    assert!(sw.cmd("port/allprint 2").contains("stormlimit 200/s"));
+}

@@ -97,6 +97,77 @@ pub struct Drops {
     pub bad_bpdu: u64,
     /// BPDUs on a BPDU-guarded port (whose endpoints were closed).
     pub bpdu_guard: u64,
+    /// New source MACs on a port at its MAC limit (port/maclimit).
+    pub mac_limit: u64,
+    /// Source MACs still held by another port (port/movedamp).
+    pub mac_move: u64,
+    /// Flooded frames over a port's storm limit (port/stormlimit).
+    pub storm: u64,
+}
+
+/// Port security and storm control of one port (kept by port number, like
+/// [`Guards`]). Zero means off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Security {
+    /// Most MAC addresses learned on the port (`port/maclimit N MAX`).
+    pub mac_limit: u32,
+    /// A MAC seen on another port less than this many seconds ago is
+    /// pinned there: frames from it here are dropped (`port/movedamp`).
+    pub move_damp: u64,
+    /// Broadcast, multicast and unknown-unicast frames per second
+    /// (`port/stormlimit N PPS`).
+    pub storm_pps: u32,
+    pub mac_limit_drops: u64,
+    pub mac_move_drops: u64,
+    pub storm_drops: u64,
+    /// Storm control token bucket (frames, in 1/1000) and its last refill.
+    tokens: u64,
+    refilled: Option<Instant>,
+    /// Last warning logged for this port (one per 5 s at most).
+    logged: Option<Instant>,
+}
+
+impl Security {
+    pub fn is_set(&self) -> bool {
+        self.mac_limit > 0 || self.move_damp > 0 || self.storm_pps > 0
+    }
+
+    /// Takes one flooded frame from the bucket (burst: one second's worth).
+    fn storm_ok(&mut self, now: Instant) -> bool {
+        if self.storm_pps == 0 {
+            return true;
+        }
+        let cap = u64::from(self.storm_pps) * 1000;
+        let add = match self.refilled {
+            None => cap,
+            Some(t) => {
+                let us = now.saturating_duration_since(t).as_micros() as u64;
+                us.saturating_mul(u64::from(self.storm_pps)) / 1000
+            }
+        };
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(cap);
+            self.refilled = Some(now);
+        }
+        if self.tokens >= 1000 {
+            self.tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a warning may be logged now (and notes that it was).
+    fn may_log(&mut self, now: Instant) -> bool {
+        if self
+            .logged
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5))
+        {
+            return false;
+        }
+        self.logged = Some(now);
+        true
+    }
 }
 
 /// Switch-wide counts of guard events.
@@ -300,6 +371,8 @@ pub struct Switch {
     now: Instant,
     guards: Guards,
     pub guard_stats: GuardStats,
+    /// Port security and storm control, by port number.
+    security: Vec<Security>,
 }
 
 impl Switch {
@@ -326,6 +399,7 @@ impl Switch {
             now,
             guards: Guards::default(),
             guard_stats: GuardStats::default(),
+            security: vec![Security::default(); nslots],
             start: now,
             cfg: Config { hashsize, ..cfg },
         }
@@ -577,6 +651,9 @@ impl Switch {
 
         let t = self.secs(now);
         let src = frame.src();
+        if !src.is_multicast() && !self.port_security(port, src, vid, t, now) {
+            return &self.out;
+        }
         if !src.is_multicast() {
             match self
                 .macs
@@ -597,6 +674,27 @@ impl Switch {
         } else {
             self.macs.lookup(dst, vid, t, self.timers.expire)
         };
+        let direct = known.is_some_and(|q| {
+            q == port
+                || self.vlans[vid as usize]
+                    .as_ref()
+                    .is_some_and(|v| v.fwd.contains(q))
+        });
+        if !direct {
+            if let Some(sec) = self.security.get_mut(port as usize) {
+                if !sec.storm_ok(now) {
+                    sec.storm_drops += 1;
+                    self.drops.storm += 1;
+                    if sec.may_log(now) {
+                        tracing::warn!(
+                            "storm control: port {port} over {} flooded frames/s, dropping",
+                            sec.storm_pps
+                        );
+                    }
+                    return &self.out;
+                }
+            }
+        }
         let vlan = self.vlans[vid as usize].as_ref().expect("checked above");
         let op_for = |q: PortId| match (tagged_in, vlan.tagged.contains(q)) {
             (true, true) | (false, false) => TagOp::Keep,
@@ -631,6 +729,89 @@ impl Switch {
             }
         }
         &self.out
+    }
+
+    /// Port security for a frame from `src` on `port`: false (dropped and
+    /// counted) when the port is at its MAC limit and `src` is new to it,
+    /// or when `src` is pinned to another port by move damping.
+    fn port_security(&mut self, port: PortId, src: Mac, vid: u16, t: u64, now: Instant) -> bool {
+        let Some(sec) = self.security.get_mut(port as usize) else {
+            return true;
+        };
+        if sec.mac_limit == 0 && sec.move_damp == 0 {
+            return true;
+        }
+        let held = self.macs.get(src, vid);
+        if let Some(e) = held {
+            if e.port == port {
+                return true;
+            }
+            if sec.move_damp > 0 && t.saturating_sub(e.last_seen) < sec.move_damp {
+                sec.mac_move_drops += 1;
+                self.drops.mac_move += 1;
+                if sec.may_log(now) {
+                    tracing::warn!(
+                        "MAC move damping: {src} VLAN {vid} is pinned to port {}; \
+                         frames from it on port {port} dropped",
+                        e.port
+                    );
+                }
+                return false;
+            }
+        }
+        if sec.mac_limit > 0 && self.macs.port_count(port) >= sec.mac_limit {
+            sec.mac_limit_drops += 1;
+            self.drops.mac_limit += 1;
+            if sec.may_log(now) {
+                tracing::warn!(
+                    "port security: port {port} is at its limit of {} MACs; \
+                     frames from {src} dropped",
+                    sec.mac_limit
+                );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Port security and storm control of a port (defaults if never set).
+    pub fn security(&self, port: PortId) -> Security {
+        self.security
+            .get(port as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn security_mut(&mut self, port: i64) -> Result<&mut Security, Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        Ok(&mut self.security[p as usize])
+    }
+
+    /// `port/maclimit N MAX` (0: no limit). Hidden: not a C command.
+    pub fn port_maclimit(&mut self, port: i64, max: i64) -> Result<(), Errno> {
+        let max = u32::try_from(max).map_err(|_| EINVAL)?;
+        self.security_mut(port)?.mac_limit = max;
+        Ok(())
+    }
+
+    /// `port/movedamp N SECS` (0: off). Hidden: not a C command.
+    pub fn port_movedamp(&mut self, port: i64, secs: i64) -> Result<(), Errno> {
+        let secs = u64::try_from(secs).map_err(|_| EINVAL)?;
+        self.security_mut(port)?.move_damp = secs;
+        Ok(())
+    }
+
+    /// `port/stormlimit N PPS` (0: off). Hidden: not a C command.
+    pub fn port_stormlimit(&mut self, port: i64, pps: i64) -> Result<(), Errno> {
+        let pps = u32::try_from(pps).map_err(|_| EINVAL)?;
+        let s = self.security_mut(port)?;
+        s.storm_pps = pps;
+        s.tokens = 0;
+        s.refilled = None;
+        Ok(())
     }
 
     // ---------------------------------------------------------------
@@ -1181,6 +1362,7 @@ impl Switch {
         }
         let slots = n as usize + 1;
         self.ports.resize(slots, None);
+        self.security.resize(slots, Security::default());
         for v in self.vlans.iter_mut().flatten() {
             v.untagged.resize(slots);
             v.tagged.resize(slots);

@@ -237,6 +237,24 @@ pub static TABLE: &[Command] = &[
         "reset the port (N) counters",
         port_resetcounter,
     ),
+    hidden(cmd(
+        "port/maclimit",
+        "N MAX",
+        "port security: most MACs learned on the port (0=no limit)",
+        port_maclimit,
+    )),
+    hidden(cmd(
+        "port/movedamp",
+        "N SECS",
+        "port security: MACs seen elsewhere within SECS stay there (0=off)",
+        port_movedamp,
+    )),
+    hidden(cmd(
+        "port/stormlimit",
+        "N PPS",
+        "storm control: flooded frames per second from the port (0=off)",
+        port_stormlimit,
+    )),
     out(
         "port/print",
         "[N]",
@@ -448,6 +466,9 @@ fn stats(ctx: &mut Ctx<'_>, _: &str, o: &mut String) -> Result<(), Errno> {
     let _ = writeln!(o, "drop tx_error {}", s.tx_error);
     let _ = writeln!(o, "drop cable_no_port {}", s.cable_no_port);
     let _ = writeln!(o, "drop bpdu_guard {}", d.bpdu_guard);
+    let _ = writeln!(o, "drop mac_limit {}", d.mac_limit);
+    let _ = writeln!(o, "drop mac_move {}", d.mac_move);
+    let _ = writeln!(o, "drop storm {}", d.storm);
     let _ = writeln!(o, "learn table_full {}", d.table_full);
     let g = ctx.sw.guard_stats;
     let _ = writeln!(o, "guard root_inconsistent {}", g.root_inconsistent);
@@ -908,6 +929,21 @@ fn print_ports(ctx: &mut Ctx<'_>, args: &str, o: &mut String, all: bool) -> Resu
             " OUT: pkts {:10}          bytes {:20}",
             c.pkts_out, c.bytes_out
         );
+        // only where set: the table stays the C switch's otherwise
+        let sec = ctx.sw.security(i);
+        if sec.is_set() {
+            let _ = writeln!(
+                o,
+                " Security: maclimit {} (learned {}, dropped {}) movedamp {} s (dropped {}) stormlimit {}/s (dropped {})",
+                sec.mac_limit,
+                ctx.sw.mac_table().port_count(i),
+                sec.mac_limit_drops,
+                sec.move_damp,
+                sec.mac_move_drops,
+                sec.storm_pps,
+                sec.storm_drops
+            );
+        }
         for e in p.endpoints.iter().rev() {
             let _ = writeln!(
                 o,
@@ -917,6 +953,21 @@ fn print_ports(ctx: &mut Ctx<'_>, args: &str, o: &mut String, all: bool) -> Resu
         }
     }
     Ok(())
+}
+
+fn port_maclimit(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_maclimit(p, v)
+}
+
+fn port_movedamp(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_movedamp(p, v)
+}
+
+fn port_stormlimit(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_stormlimit(p, v)
 }
 
 fn port_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
