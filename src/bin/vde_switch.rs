@@ -40,6 +40,11 @@ struct Args {
     /// standard bridges; 802.1D bridges are still detected per port).
     #[arg(long)]
     rstp: bool,
+    /// With -F: root guard on every port that is not a cable the switch
+    /// runs itself (--cable, --listen): hosts cannot become root. Per port:
+    /// fstp/rootguard PORT 0/1.
+    #[arg(long)]
+    guard: bool,
     /// Management socket.
     #[arg(short = 'M', long, value_name = "PATH")]
     mgmt: Option<PathBuf>,
@@ -109,6 +114,7 @@ const LONG: &[&str] = &[
     "hub",
     "fstp",
     "rstp",
+    "guard",
     "mgmt",
     "mgmtmode",
     "mgmtgroup",
@@ -237,6 +243,7 @@ fn run() -> Result<()> {
             priority: args.priority.map_or(0x8000, |p| (p & 0xffff) as u16),
             fstp: args.fstp,
             rstp: args.rstp,
+            guard: args.guard,
         },
     };
     if let Some(rc) = &opts.rcfile {

@@ -157,6 +157,9 @@ pub enum Output {
         root: BridgeId,
         root_port: Option<PortId>,
     },
+    /// A root-guarded port starts (`held`) or stops being held discarding
+    /// because it heard information better than ours (root-inconsistent).
+    RootGuard { port: PortId, held: bool },
 }
 
 /// A priority vector: root, root path cost, designated bridge, designated
@@ -188,6 +191,13 @@ struct Port {
     tc_rx_hold: Option<Instant>,
     tokens: u32,
     need_tx: bool,
+    /// Root guard: the port may never become the root port; superior
+    /// information heard on it holds it discarding (root-inconsistent).
+    root_guard: bool,
+    /// Held by root guard now.
+    inconsistent: bool,
+    /// Root-inconsistent episodes so far.
+    guard_episodes: u64,
 }
 
 impl Port {
@@ -206,6 +216,9 @@ impl Port {
             tc_rx_hold: None,
             tokens,
             need_tx: false,
+            root_guard: false,
+            inconsistent: false,
+            guard_episodes: 0,
         }
     }
 }
@@ -294,6 +307,18 @@ impl Instance {
     pub fn is_edge(&self, port: PortId) -> bool {
         self.ports.get(&port).is_some_and(|p| p.edge)
     }
+    /// Whether root guard is on for the port.
+    pub fn is_root_guard(&self, port: PortId) -> bool {
+        self.ports.get(&port).is_some_and(|p| p.root_guard)
+    }
+    /// Whether root guard holds the port (root-inconsistent).
+    pub fn is_root_inconsistent(&self, port: PortId) -> bool {
+        self.ports.get(&port).is_some_and(|p| p.inconsistent)
+    }
+    /// Root-inconsistent episodes of the port so far.
+    pub fn guard_episodes(&self, port: PortId) -> u64 {
+        self.ports.get(&port).map_or(0, |p| p.guard_episodes)
+    }
     /// Ports known to the instance (up or configured).
     pub fn ports(&self) -> impl Iterator<Item = PortId> + '_ {
         self.ports.keys().copied()
@@ -372,6 +397,22 @@ impl Instance {
             p.last_rx = None;
             self.set_forwarding(port, false);
         }
+        self.update_roles(now);
+        self.finish(now);
+    }
+
+    /// Root guard on or off for the port (802.1Q's *restrictedRole*): the
+    /// port is never selected as root port, and while the information it
+    /// holds is better than what this bridge would send on it, it is an
+    /// Alternate port (discarding), "root-inconsistent". It recovers by
+    /// itself when that information ages out (the BPDUs stopped).
+    pub fn set_root_guard(&mut self, port: PortId, on: bool, now: Instant) {
+        let tokens = self.timers.tx_hold;
+        let p = self.ports.entry(port).or_insert_with(|| Port::new(tokens));
+        if p.root_guard == on {
+            return;
+        }
+        p.root_guard = on;
         self.update_roles(now);
         self.finish(now);
     }
@@ -561,7 +602,7 @@ impl Instance {
         let mut best: Vector = (me, 0, me, [0, 0]);
         let mut best_port = None;
         for (&n, p) in &self.ports {
-            if !p.up || p.edge {
+            if !p.up || p.edge || p.root_guard {
                 continue;
             }
             let Some(i) = p.info else { continue };
@@ -613,8 +654,20 @@ impl Instance {
             };
             let old = p.role;
             let resync = sync && !(p.forwarding && p.oper_edge);
+            let held = p.root_guard && role == PortRole::Alternate;
             let p = self.ports.get_mut(&n).expect("port");
             p.role = role;
+            if held != p.inconsistent {
+                p.inconsistent = held;
+                if held {
+                    p.guard_episodes += 1;
+                } else {
+                    // what it heard was the rogue's: wait no longer for an
+                    // FSTP peer than for a host
+                    p.last_rx = None;
+                }
+                self.outputs.push_back(Output::RootGuard { port: n, held });
+            }
             match role {
                 PortRole::Disabled | PortRole::Alternate | PortRole::Backup => {
                     p.proposing_since = None;

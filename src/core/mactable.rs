@@ -54,6 +54,8 @@ pub struct MacTable {
     free: u32,
     len: usize,
     max_entries: usize,
+    /// Entries per port (grown on demand), for port security.
+    per_port: Vec<u32>,
 }
 
 /// The C switch's bucket function: MurmurHash3's fmix64 without its final
@@ -100,6 +102,7 @@ impl MacTable {
             free: 0,
             len: 0,
             max_entries,
+            per_port: Vec::new(),
         }
     }
 
@@ -117,6 +120,20 @@ impl MacTable {
 
     pub fn max_entries(&self) -> usize {
         self.max_entries
+    }
+
+    /// Entries learned on `port`.
+    pub fn port_count(&self, port: u32) -> u32 {
+        self.per_port.get(port as usize).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, port: u32, up: bool) {
+        let i = port as usize;
+        if i >= self.per_port.len() {
+            self.per_port.resize(i + 1, 0);
+        }
+        let c = &mut self.per_port[i];
+        *c = if up { *c + 1 } else { c.saturating_sub(1) };
     }
 
     fn find(&self, mac: Mac, vlan: u16) -> Option<u32> {
@@ -167,6 +184,8 @@ impl MacTable {
                 let from = e.port;
                 e.port = port;
                 e.last_seen = now;
+                self.count(from, false);
+                self.count(port, true);
                 return Learn::Moved { from };
             }
             return Learn::MoveRefused { stays: e.port };
@@ -187,6 +206,7 @@ impl MacTable {
         };
         self.buckets[b] = i;
         self.len += 1;
+        self.count(port, true);
         Learn::New
     }
 
@@ -218,6 +238,7 @@ impl MacTable {
                     self.slab[i as usize].next = self.free;
                     self.free = i;
                     self.len -= 1;
+                    self.count(view.port, false);
                     gone(view);
                 } else {
                     prev = i;

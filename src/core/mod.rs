@@ -45,6 +45,9 @@ pub struct Config {
     pub fstp: bool,
     /// New ports speak standard 802.1w BPDUs instead of vde's (`--rstp`).
     pub rstp: bool,
+    /// Root guard on every port that is not a cable the switch runs itself
+    /// (endpoint module `cable`), unless set per port (`--guard`).
+    pub guard: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             priority: 0x8000,
             fstp: false,
             rstp: false,
+            guard: false,
         }
     }
 }
@@ -91,6 +95,101 @@ pub struct Drops {
     pub table_full: u64,
     /// Frames to the BPDU address that are not BPDUs we take (with FSTP on).
     pub bad_bpdu: u64,
+    /// BPDUs on a BPDU-guarded port (whose endpoints were closed).
+    pub bpdu_guard: u64,
+    /// New source MACs on a port at its MAC limit (port/maclimit).
+    pub mac_limit: u64,
+    /// Source MACs still held by another port (port/movedamp).
+    pub mac_move: u64,
+    /// Flooded frames over a port's storm limit (port/stormlimit).
+    pub storm: u64,
+}
+
+/// Port security and storm control of one port (kept by port number, like
+/// [`Guards`]). Zero means off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Security {
+    /// Most MAC addresses learned on the port (`port/maclimit N MAX`).
+    pub mac_limit: u32,
+    /// A MAC seen on another port less than this many seconds ago is
+    /// pinned there: frames from it here are dropped (`port/movedamp`).
+    pub move_damp: u64,
+    /// Broadcast, multicast and unknown-unicast frames per second
+    /// (`port/stormlimit N PPS`).
+    pub storm_pps: u32,
+    pub mac_limit_drops: u64,
+    pub mac_move_drops: u64,
+    pub storm_drops: u64,
+    /// Storm control token bucket (frames, in 1/1000) and its last refill.
+    tokens: u64,
+    refilled: Option<Instant>,
+    /// Last warning logged for this port (one per 5 s at most).
+    logged: Option<Instant>,
+}
+
+impl Security {
+    pub fn is_set(&self) -> bool {
+        self.mac_limit > 0 || self.move_damp > 0 || self.storm_pps > 0
+    }
+
+    /// Takes one flooded frame from the bucket (burst: one second's worth).
+    fn storm_ok(&mut self, now: Instant) -> bool {
+        if self.storm_pps == 0 {
+            return true;
+        }
+        let cap = u64::from(self.storm_pps) * 1000;
+        let add = match self.refilled {
+            None => cap,
+            Some(t) => {
+                let us = now.saturating_duration_since(t).as_micros() as u64;
+                us.saturating_mul(u64::from(self.storm_pps)) / 1000
+            }
+        };
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(cap);
+            self.refilled = Some(now);
+        }
+        if self.tokens >= 1000 {
+            self.tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a warning may be logged now (and notes that it was).
+    fn may_log(&mut self, now: Instant) -> bool {
+        if self
+            .logged
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5))
+        {
+            return false;
+        }
+        self.logged = Some(now);
+        true
+    }
+}
+
+/// Switch-wide counts of guard events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    /// Root-inconsistent episodes (a root-guarded port heard superior
+    /// information and was held discarding), over all VLANs.
+    pub root_inconsistent: u64,
+    /// Ports closed by BPDU guard.
+    pub bpdu_closed: u64,
+}
+
+/// Per-port guard settings, kept by port number whether or not the port
+/// exists (so rc files can set them before clients come).
+#[derive(Debug, Clone, Default)]
+pub struct Guards {
+    /// Root guard set on (`fstp/rootguard N 1`).
+    pub root_on: PortSet,
+    /// Root guard set off (`fstp/rootguard N 0`), overriding `--guard`.
+    pub root_off: PortSet,
+    /// BPDU guard (`fstp/bpduguard N 1`).
+    pub bpdu: PortSet,
 }
 
 /// A client endpoint attached to a port.
@@ -120,6 +219,8 @@ pub struct Port {
     /// Access control (set with port/setuser, port/setgroup).
     pub ac_user: Option<u32>,
     pub ac_group: Option<u32>,
+    /// Times BPDU guard closed this port's endpoints.
+    pub bpdu_guard_closes: u64,
 }
 
 impl Port {
@@ -132,6 +233,7 @@ impl Port {
             cur_user: None,
             ac_user: None,
             ac_group: None,
+            bpdu_guard_closes: 0,
         }
     }
 
@@ -267,6 +369,10 @@ pub struct Switch {
     rstp_ports: PortSet,
     /// The latest time the shell told us (for changes made by commands).
     now: Instant,
+    guards: Guards,
+    pub guard_stats: GuardStats,
+    /// Port security and storm control, by port number.
+    security: Vec<Security>,
 }
 
 impl Switch {
@@ -291,6 +397,9 @@ impl Switch {
             std_bpdu: PortSet::with_ports(nslots),
             rstp_ports: PortSet::with_ports(nslots),
             now,
+            guards: Guards::default(),
+            guard_stats: GuardStats::default(),
+            security: vec![Security::default(); nslots],
             start: now,
             cfg: Config { hashsize, ..cfg },
         }
@@ -451,6 +560,10 @@ impl Switch {
         p.counters.pkts_in += 1;
         p.counters.bytes_in += len;
         let untagged_vlan = p.untagged_vlan;
+        if frame.dst() == BPDU_DST && self.guards.bpdu.contains(port) {
+            self.bpdu_guard_trip(port);
+            return &self.out;
+        }
 
         if self.cfg.hub {
             for (i, q) in self.ports.iter_mut().enumerate().skip(1) {
@@ -538,6 +651,9 @@ impl Switch {
 
         let t = self.secs(now);
         let src = frame.src();
+        if !src.is_multicast() && !self.port_security(port, src, vid, t, now) {
+            return &self.out;
+        }
         if !src.is_multicast() {
             match self
                 .macs
@@ -558,6 +674,27 @@ impl Switch {
         } else {
             self.macs.lookup(dst, vid, t, self.timers.expire)
         };
+        let direct = known.is_some_and(|q| {
+            q == port
+                || self.vlans[vid as usize]
+                    .as_ref()
+                    .is_some_and(|v| v.fwd.contains(q))
+        });
+        if !direct {
+            if let Some(sec) = self.security.get_mut(port as usize) {
+                if !sec.storm_ok(now) {
+                    sec.storm_drops += 1;
+                    self.drops.storm += 1;
+                    if sec.may_log(now) {
+                        tracing::warn!(
+                            "storm control: port {port} over {} flooded frames/s, dropping",
+                            sec.storm_pps
+                        );
+                    }
+                    return &self.out;
+                }
+            }
+        }
         let vlan = self.vlans[vid as usize].as_ref().expect("checked above");
         let op_for = |q: PortId| match (tagged_in, vlan.tagged.contains(q)) {
             (true, true) | (false, false) => TagOp::Keep,
@@ -592,6 +729,89 @@ impl Switch {
             }
         }
         &self.out
+    }
+
+    /// Port security for a frame from `src` on `port`: false (dropped and
+    /// counted) when the port is at its MAC limit and `src` is new to it,
+    /// or when `src` is pinned to another port by move damping.
+    fn port_security(&mut self, port: PortId, src: Mac, vid: u16, t: u64, now: Instant) -> bool {
+        let Some(sec) = self.security.get_mut(port as usize) else {
+            return true;
+        };
+        if sec.mac_limit == 0 && sec.move_damp == 0 {
+            return true;
+        }
+        let held = self.macs.get(src, vid);
+        if let Some(e) = held {
+            if e.port == port {
+                return true;
+            }
+            if sec.move_damp > 0 && t.saturating_sub(e.last_seen) < sec.move_damp {
+                sec.mac_move_drops += 1;
+                self.drops.mac_move += 1;
+                if sec.may_log(now) {
+                    tracing::warn!(
+                        "MAC move damping: {src} VLAN {vid} is pinned to port {}; \
+                         frames from it on port {port} dropped",
+                        e.port
+                    );
+                }
+                return false;
+            }
+        }
+        if sec.mac_limit > 0 && self.macs.port_count(port) >= sec.mac_limit {
+            sec.mac_limit_drops += 1;
+            self.drops.mac_limit += 1;
+            if sec.may_log(now) {
+                tracing::warn!(
+                    "port security: port {port} is at its limit of {} MACs; \
+                     frames from {src} dropped",
+                    sec.mac_limit
+                );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Port security and storm control of a port (defaults if never set).
+    pub fn security(&self, port: PortId) -> Security {
+        self.security
+            .get(port as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn security_mut(&mut self, port: i64) -> Result<&mut Security, Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        Ok(&mut self.security[p as usize])
+    }
+
+    /// `port/maclimit N MAX` (0: no limit). Hidden: not a C command.
+    pub fn port_maclimit(&mut self, port: i64, max: i64) -> Result<(), Errno> {
+        let max = u32::try_from(max).map_err(|_| EINVAL)?;
+        self.security_mut(port)?.mac_limit = max;
+        Ok(())
+    }
+
+    /// `port/movedamp N SECS` (0: off). Hidden: not a C command.
+    pub fn port_movedamp(&mut self, port: i64, secs: i64) -> Result<(), Errno> {
+        let secs = u64::try_from(secs).map_err(|_| EINVAL)?;
+        self.security_mut(port)?.move_damp = secs;
+        Ok(())
+    }
+
+    /// `port/stormlimit N PPS` (0: off). Hidden: not a C command.
+    pub fn port_stormlimit(&mut self, port: i64, pps: i64) -> Result<(), Errno> {
+        let pps = u32::try_from(pps).map_err(|_| EINVAL)?;
+        let s = self.security_mut(port)?;
+        s.storm_pps = pps;
+        s.tokens = 0;
+        s.refilled = None;
+        Ok(())
     }
 
     // ---------------------------------------------------------------
@@ -774,6 +994,11 @@ impl Switch {
             .filter(|&p| self.port(p).is_some_and(|x| x.is_active()))
             .collect();
         let (edge, bonus) = (vlan.edge.clone(), vlan.bonus);
+        let guarded: Vec<PortId> = want
+            .iter()
+            .copied()
+            .filter(|&p| self.root_guarded(p))
+            .collect();
         let now = self.now;
         let created = self.instances[vid as usize].is_none();
         if created {
@@ -793,6 +1018,9 @@ impl Switch {
         for &p in had.iter().filter(|p| !want.contains(p)) {
             inst.port_down(p, now);
             changed.push((p, false));
+        }
+        for &p in &want {
+            inst.set_root_guard(p, guarded.contains(&p), now);
         }
         for &p in want.iter().filter(|p| !had.contains(p)) {
             if edge.contains(p) {
@@ -847,6 +1075,17 @@ impl Switch {
                 }
                 fstp::Output::Flush { ports } => {
                     self.flush_macs(|e| e.vlan == vid && ports.contains(&e.port));
+                }
+                fstp::Output::RootGuard { port, held } => {
+                    if held {
+                        self.guard_stats.root_inconsistent += 1;
+                        tracing::warn!(
+                            "root guard: port {port} VLAN {vid} heard a better root; \
+                             held discarding (root-inconsistent)"
+                        );
+                    } else {
+                        tracing::warn!("root guard: port {port} VLAN {vid} recovered");
+                    }
                 }
                 fstp::Output::RootChanged { root, root_port } => {
                     let rp = root_port.unwrap_or(0);
@@ -904,6 +1143,78 @@ impl Switch {
             self.drain_fstp(vlan as u16);
         }
         Ok(())
+    }
+
+    /// Whether root guard is on for `port`: set per port, or by `--guard`
+    /// on a port that is not a cable the switch runs itself.
+    pub fn root_guarded(&self, port: PortId) -> bool {
+        if self.guards.root_on.contains(port) {
+            return true;
+        }
+        if self.guards.root_off.contains(port) {
+            return false;
+        }
+        self.cfg.guard
+            && !self
+                .port(port)
+                .is_some_and(|p| p.endpoints.iter().any(|e| e.module == "cable"))
+    }
+
+    /// Whether BPDU guard is on for `port`.
+    pub fn bpdu_guarded(&self, port: PortId) -> bool {
+        self.guards.bpdu.contains(port)
+    }
+
+    /// `fstp/rootguard PORT 0|1` (hidden: not a C command).
+    pub fn fstp_rootguard(&mut self, port: i64, on: bool) -> Result<(), Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        if on {
+            self.guards.root_on.insert(p);
+            self.guards.root_off.remove(p);
+        } else {
+            self.guards.root_on.remove(p);
+            self.guards.root_off.insert(p);
+        }
+        self.reconcile_all();
+        Ok(())
+    }
+
+    /// `fstp/bpduguard PORT 0|1` (hidden: not a C command).
+    pub fn fstp_bpduguard(&mut self, port: i64, on: bool) -> Result<(), Errno> {
+        let p = self.check_port(port)?;
+        if p == 0 {
+            return Err(EINVAL);
+        }
+        if on {
+            self.guards.bpdu.insert(p);
+        } else {
+            self.guards.bpdu.remove(p);
+        }
+        Ok(())
+    }
+
+    /// A BPDU arrived on a BPDU-guarded port: every endpoint of the port
+    /// is detached and the shell told to close it; the port stays, free
+    /// for the next client.
+    fn bpdu_guard_trip(&mut self, port: PortId) {
+        self.drops.bpdu_guard += 1;
+        let Some(p) = self.ports.get_mut(port as usize).and_then(|p| p.as_mut()) else {
+            return;
+        };
+        p.bpdu_guard_closes += 1;
+        let ids: Vec<EndpointId> = p.endpoints.iter().map(|e| e.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        self.guard_stats.bpdu_closed += 1;
+        tracing::warn!("BPDU guard: port {port} heard a BPDU; closing its endpoints {ids:?}");
+        for id in ids {
+            self.detach(id);
+            self.events.push_back(Event::CloseEndpoint(id));
+        }
     }
 
     /// `fstp/bonus VLAN PORT COST`
@@ -1051,6 +1362,7 @@ impl Switch {
         }
         let slots = n as usize + 1;
         self.ports.resize(slots, None);
+        self.security.resize(slots, Security::default());
         for v in self.vlans.iter_mut().flatten() {
             v.untagged.resize(slots);
             v.tagged.resize(slots);

@@ -522,3 +522,186 @@ fn access_control_by_user_and_group() {
     };
     assert_eq!(s.sw.attach(PortRequest::Port(5), owner), Ok(5));
 }
+
+/// A vde BPDU from a rogue bridge of priority 0.
+fn rogue_bpdu() -> Vec<u8> {
+    let rogue = BridgeId::new(0, Mac([2, 0xde, 0xad, 0xbe, 0xef, 1]));
+    let b = Bpdu {
+        flags: 0x7c,
+        root: rogue,
+        root_cost: 0,
+        bridge: rogue,
+        port: bpdu::port_id(1),
+        message_age: 0,
+        max_age: 40,
+        hello: 1,
+        forward_delay: 0,
+    };
+    let mut buf = [0u8; 64];
+    let n = b.emit(Mac([2, 0xde, 0xad, 0xbe, 0xef, 1]), None, &mut buf);
+    buf[..n].to_vec()
+}
+
+fn cable_ep(id: u32) -> Endpoint {
+    Endpoint {
+        module: "cable",
+        ..ep(id)
+    }
+}
+
+#[test]
+fn bpdu_guard_closes_the_port_and_the_port_is_reused() {
+    let mut s = Sim::new(Config {
+        fstp: true,
+        ..Config::default()
+    });
+    assert_eq!(s.sw.attach(PortRequest::Port(3), ep(30)), Ok(3));
+    s.sw.fstp_bpduguard(3, true).unwrap();
+    while s.sw.poll_event().is_some() {}
+    assert!(s.send(3, &rogue_bpdu()).is_empty());
+    assert_eq!(s.sw.poll_event(), Some(Event::CloseEndpoint(30)));
+    assert!(!s.sw.port(3).unwrap().is_active());
+    assert_eq!(s.sw.port(3).unwrap().bpdu_guard_closes, 1);
+    assert_eq!(s.sw.drops.bpdu_guard, 1);
+    assert_eq!(s.sw.guard_stats.bpdu_closed, 1);
+    // the port takes the next client; ordinary frames pass
+    assert_eq!(s.sw.attach(PortRequest::Port(3), ep(31)), Ok(3));
+    s.send(3, &frame(Mac::BROADCAST, mac(3), 60));
+    assert!(s.sw.port(3).unwrap().is_active());
+    // bad arguments
+    assert_eq!(s.sw.fstp_bpduguard(0, true), Err(EINVAL));
+    assert_eq!(s.sw.fstp_bpduguard(99, true), Err(EINVAL));
+}
+
+#[test]
+fn root_guard_keeps_the_root_and_counts_episodes() {
+    for guard in [false, true] {
+        let mut s = Sim::new(Config {
+            fstp: true,
+            ..Config::default()
+        });
+        s.sw.attach(PortRequest::Port(1), ep(10)).unwrap();
+        s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+        if guard {
+            s.sw.fstp_rootguard(2, true).unwrap();
+        }
+        for _ in 0..6 {
+            s.send(2, &rogue_bpdu());
+            s.now += Duration::from_millis(500);
+            let t = s.now;
+            s.sw.handle_timeout(t);
+        }
+        let i = s.sw.fstp_instance(0).unwrap();
+        assert_eq!(i.is_root(), guard, "guard {guard}");
+        assert_eq!(i.is_root_inconsistent(2), guard);
+        assert_eq!(s.sw.guard_stats.root_inconsistent, u64::from(guard));
+    }
+}
+
+#[test]
+fn guard_flag_covers_host_ports_not_cables() {
+    let mut s = Sim::new(Config {
+        fstp: true,
+        guard: true,
+        ..Config::default()
+    });
+    s.sw.attach(PortRequest::Port(1), cable_ep(10)).unwrap();
+    s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+    assert!(!s.sw.root_guarded(1), "a cable is trusted");
+    assert!(s.sw.root_guarded(2), "a host port is guarded");
+    let i = s.sw.fstp_instance(0).unwrap();
+    assert!(!i.is_root_guard(1) && i.is_root_guard(2));
+    // the operator trusts port 2 and distrusts the cable
+    s.sw.fstp_rootguard(2, false).unwrap();
+    s.sw.fstp_rootguard(1, true).unwrap();
+    assert!(s.sw.root_guarded(1) && !s.sw.root_guarded(2));
+    let i = s.sw.fstp_instance(0).unwrap();
+    assert!(i.is_root_guard(1) && !i.is_root_guard(2));
+    // without --guard nothing is guarded
+    let mut s = Sim::new(Config {
+        fstp: true,
+        ..Config::default()
+    });
+    s.sw.attach(PortRequest::Port(2), ep(20)).unwrap();
+    assert!(!s.sw.root_guarded(2));
+}
+
+fn smac(n: u32) -> Mac {
+    let b = n.to_be_bytes();
+    Mac([2, 0x10, b[0], b[1], b[2], b[3]])
+}
+
+#[test]
+fn mac_limit_caps_learning_per_port() {
+    let mut s = Sim::with_ports(3);
+    s.sw.port_maclimit(2, 16).unwrap();
+    for n in 0..10_000 {
+        s.send(2, &frame(Mac::BROADCAST, smac(n), 60));
+    }
+    assert_eq!(s.sw.mac_table().port_count(2), 16);
+    assert_eq!(s.sw.drops.mac_limit, 10_000 - 16);
+    assert_eq!(s.sw.security(2).mac_limit_drops, 10_000 - 16);
+    // known stations keep working; other ports are not limited
+    assert!(!s.send(2, &frame(Mac::BROADCAST, smac(3), 60)).is_empty());
+    assert!(s
+        .send(2, &frame(Mac::BROADCAST, smac(20_000), 60))
+        .is_empty());
+    for n in 0..100 {
+        assert!(!s
+            .send(3, &frame(Mac::BROADCAST, smac(50_000 + n), 60))
+            .is_empty());
+    }
+    // entries that age out make room again
+    s.advance(200);
+    assert_eq!(s.sw.mac_table().port_count(2), 0);
+    assert!(!s
+        .send(2, &frame(Mac::BROADCAST, smac(20_000), 60))
+        .is_empty());
+    assert_eq!(s.sw.port_maclimit(0, 1), Err(EINVAL));
+    assert_eq!(s.sw.port_maclimit(1, -1), Err(EINVAL));
+}
+
+#[test]
+fn move_damping_pins_a_busy_mac_to_its_port() {
+    let mut s = Sim::with_ports(3);
+    s.sw.port_movedamp(2, 10).unwrap();
+    let gw = mac(1);
+    s.send(1, &frame(Mac::BROADCAST, gw, 60));
+    // a guest on port 2 spoofs the gateway: dropped, the entry stays
+    assert!(s.send(2, &frame(Mac::BROADCAST, gw, 60)).is_empty());
+    assert_eq!(s.sw.mac_table().get(gw, 0).unwrap().port, 1);
+    assert_eq!(s.sw.drops.mac_move, 1);
+    // the gateway keeps talking: still pinned
+    s.advance(5);
+    s.send(1, &frame(Mac::BROADCAST, gw, 60));
+    s.advance(5);
+    assert!(s.send(2, &frame(Mac::BROADCAST, gw, 60)).is_empty());
+    let to_gw = frame(gw, mac(3), 60);
+    assert_eq!(s.send(3, &to_gw)[0].port, 1);
+    // a station quiet for longer than the damping time may move (a VM
+    // migrating)
+    s.advance(11);
+    assert!(!s.send(2, &frame(Mac::BROADCAST, gw, 60)).is_empty());
+    assert_eq!(s.sw.mac_table().get(gw, 0).unwrap().port, 2);
+}
+
+#[test]
+fn storm_control_holds_flooding_to_the_limit() {
+    let mut s = Sim::with_ports(3);
+    s.sw.port_stormlimit(2, 100).unwrap();
+    let mut passed = 0;
+    // 10,000 broadcasts over 2 s (one per 200 us)
+    for i in 0..10_000u32 {
+        s.now = s.t0 + Duration::from_micros(200 * u64::from(i));
+        passed += usize::from(!s.send(2, &frame(Mac::BROADCAST, mac(2), 60)).is_empty());
+    }
+    // a burst of one second's worth, then 100/s
+    assert!((290..=310).contains(&passed), "{passed}");
+    assert_eq!(s.sw.drops.storm, 10_000 - passed as u64);
+    // known unicast is not limited, nor are other ports
+    s.send(3, &frame(Mac::BROADCAST, mac(3), 60));
+    for _ in 0..1000 {
+        assert_eq!(s.send(2, &frame(mac(3), mac(2), 60)).len(), 1);
+        assert_eq!(s.send(1, &frame(Mac::BROADCAST, mac(1), 60)).len(), 2);
+    }
+}

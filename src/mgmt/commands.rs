@@ -155,6 +155,18 @@ pub static TABLE: &[Command] = &[
         "speak standard 802.1w RSTP BPDUs on a port 1=Y 0=N",
         fstp_setrstp,
     )),
+    hidden(cmd(
+        "fstp/rootguard",
+        "PORT 1/0",
+        "root guard: superior BPDUs hold the port discarding 1=Y 0=N",
+        fstp_rootguard,
+    )),
+    hidden(cmd(
+        "fstp/bpduguard",
+        "PORT 1/0",
+        "BPDU guard: a BPDU closes the port's endpoints 1=Y 0=N",
+        fstp_bpduguard,
+    )),
     cmd(
         "fstp/bonus",
         "VLAN PORT COST",
@@ -225,6 +237,24 @@ pub static TABLE: &[Command] = &[
         "reset the port (N) counters",
         port_resetcounter,
     ),
+    hidden(cmd(
+        "port/maclimit",
+        "N MAX",
+        "port security: most MACs learned on the port (0=no limit)",
+        port_maclimit,
+    )),
+    hidden(cmd(
+        "port/movedamp",
+        "N SECS",
+        "port security: MACs seen elsewhere within SECS stay there (0=off)",
+        port_movedamp,
+    )),
+    hidden(cmd(
+        "port/stormlimit",
+        "N PPS",
+        "storm control: flooded frames per second from the port (0=off)",
+        port_stormlimit,
+    )),
     out(
         "port/print",
         "[N]",
@@ -435,7 +465,14 @@ fn stats(ctx: &mut Ctx<'_>, _: &str, o: &mut String) -> Result<(), Errno> {
     let _ = writeln!(o, "drop tx_full {}", s.tx_full);
     let _ = writeln!(o, "drop tx_error {}", s.tx_error);
     let _ = writeln!(o, "drop cable_no_port {}", s.cable_no_port);
+    let _ = writeln!(o, "drop bpdu_guard {}", d.bpdu_guard);
+    let _ = writeln!(o, "drop mac_limit {}", d.mac_limit);
+    let _ = writeln!(o, "drop mac_move {}", d.mac_move);
+    let _ = writeln!(o, "drop storm {}", d.storm);
     let _ = writeln!(o, "learn table_full {}", d.table_full);
+    let g = ctx.sw.guard_stats;
+    let _ = writeln!(o, "guard root_inconsistent {}", g.root_inconsistent);
+    let _ = writeln!(o, "guard bpdu_closed {}", g.bpdu_closed);
     let _ = writeln!(o, "hash entries {} max {}", t.len(), t.max_entries());
     let _ = writeln!(o, "ctl bad_requests {}", s.bad_requests);
     let _ = writeln!(o, "ctl dropped_handshakes {}", s.dropped_handshakes);
@@ -678,6 +715,17 @@ fn fstp_setrstp(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Err
     ctx.sw.fstp_setrstp(p, on != 0)
 }
 
+fn fstp_rootguard(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let [p, on] = scan_ints::<2>(args).ok_or(EINVAL)?;
+    ctx.sw.set_now(ctx.now);
+    ctx.sw.fstp_rootguard(p, on != 0)
+}
+
+fn fstp_bpduguard(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let [p, on] = scan_ints::<2>(args).ok_or(EINVAL)?;
+    ctx.sw.fstp_bpduguard(p, on != 0)
+}
+
 fn fstp_bonus(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
     let [v, p, c] = scan_ints::<3>(args).ok_or(EINVAL)?;
     ctx.sw.set_now(ctx.now);
@@ -739,10 +787,23 @@ fn fstp_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno
                         if tagged == 1 { "Unknown" } else { "Designated" },
                     ),
                 };
-                let _ = writeln!(
+                let _ = write!(
                     o,
                     " -- Port {p:04} tagged={tagged} portcost={pc} role={role}"
                 );
+                // guard state only where a guard is set: the line stays the
+                // C switch's otherwise
+                if ctx.sw.root_guarded(p) {
+                    let (held, n) = inst.map_or((false, 0), |i| {
+                        (i.is_root_inconsistent(p), i.guard_episodes(p))
+                    });
+                    let st = if held { "root-inconsistent" } else { "ok" };
+                    let _ = write!(o, " rootguard={st} episodes={n}");
+                }
+                if ctx.sw.bpdu_guarded(p) {
+                    o.push_str(" bpduguard=on");
+                }
+                o.push('\n');
             }
         }
     }
@@ -868,6 +929,21 @@ fn print_ports(ctx: &mut Ctx<'_>, args: &str, o: &mut String, all: bool) -> Resu
             " OUT: pkts {:10}          bytes {:20}",
             c.pkts_out, c.bytes_out
         );
+        // only where set: the table stays the C switch's otherwise
+        let sec = ctx.sw.security(i);
+        if sec.is_set() {
+            let _ = writeln!(
+                o,
+                " Security: maclimit {} (learned {}, dropped {}) movedamp {} s (dropped {}) stormlimit {}/s (dropped {})",
+                sec.mac_limit,
+                ctx.sw.mac_table().port_count(i),
+                sec.mac_limit_drops,
+                sec.move_damp,
+                sec.mac_move_drops,
+                sec.storm_pps,
+                sec.storm_drops
+            );
+        }
         for e in p.endpoints.iter().rev() {
             let _ = writeln!(
                 o,
@@ -877,6 +953,21 @@ fn print_ports(ctx: &mut Ctx<'_>, args: &str, o: &mut String, all: bool) -> Resu
         }
     }
     Ok(())
+}
+
+fn port_maclimit(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_maclimit(p, v)
+}
+
+fn port_movedamp(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_movedamp(p, v)
+}
+
+fn port_stormlimit(ctx: &mut Ctx<'_>, args: &str, _: &mut String) -> Result<(), Errno> {
+    let (p, v) = two_ints(args)?;
+    ctx.sw.port_stormlimit(p, v)
 }
 
 fn port_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {

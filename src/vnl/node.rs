@@ -117,6 +117,7 @@ pub fn open(loc: &Locator, args: &OpenArgs, hub: bool) -> Result<Box<dyn Plug>, 
         priority: 0x8000,
         fstp: false,
         rstp: false,
+        guard: false,
     };
     let options = Options {
         ctl_dir: dir.clone(),

@@ -134,7 +134,7 @@ impl Net {
                     port,
                     forwarding
                 )),
-                Output::RootChanged { .. } => {}
+                Output::RootChanged { .. } | Output::RootGuard { .. } => {}
             }
         }
     }
@@ -782,4 +782,116 @@ fn random_link_flaps_never_loop() {
     }
     net.run_for(Duration::from_secs(5));
     assert!(net.converged(), "{:#?}", net.dump());
+}
+
+/// A rogue host's BPDU: designated, forwarding, priority 0, hello 1 s.
+fn rogue_bpdu() -> Bpdu {
+    let rogue = BridgeId::new(0, Mac([2, 0xde, 0xad, 0xbe, 0xef, 1]));
+    Bpdu {
+        flags: 0x7c,
+        root: rogue,
+        root_cost: 0,
+        bridge: rogue,
+        port: port_id(1),
+        message_age: 0,
+        max_age: 40,
+        hello: 1,
+        forward_delay: 0,
+    }
+}
+
+/// Runs `i` until `until`, feeding `b` on `port` every 500 ms while
+/// `feed` holds; returns the RootGuard outputs seen.
+fn run_with(
+    i: &mut Instance,
+    port: PortId,
+    b: &Bpdu,
+    from: Instant,
+    until: Instant,
+    feed: bool,
+) -> Vec<bool> {
+    let mut seen = Vec::new();
+    let mut now = from;
+    let mut next = from;
+    while now < until {
+        if feed && now >= next {
+            i.handle_bpdu(port, b, now);
+            next += 500 * MS;
+        }
+        while let Some(o) = i.poll_output() {
+            if let Output::RootGuard { held, .. } = o {
+                seen.push(held);
+            }
+        }
+        let t = i.poll_timeout().unwrap().min(until);
+        now = if feed { t.min(next) } else { t };
+        i.handle_timeout(now);
+    }
+    while let Some(o) = i.poll_output() {
+        if let Output::RootGuard { held, .. } = o {
+            seen.push(held);
+        }
+    }
+    seen
+}
+
+#[test]
+fn without_root_guard_a_rogue_becomes_root() {
+    let t0 = Instant::now();
+    let mut i = Instance::new(id(1), 0, Timers::default(), t0);
+    i.port_up(1, t0);
+    i.port_up(2, t0);
+    run_with(&mut i, 2, &rogue_bpdu(), t0, t0 + 3000 * MS, true);
+    assert_eq!(i.root(), rogue_bpdu().root);
+    assert_eq!(i.root_port(), Some(2));
+}
+
+#[test]
+fn root_guard_holds_a_superior_port_and_recovers() {
+    let t0 = Instant::now();
+    let mut i = Instance::new(id(1), 0, Timers::default(), t0);
+    i.port_up(1, t0);
+    i.set_root_guard(2, true, t0);
+    i.port_up(2, t0);
+    let b = rogue_bpdu();
+    let t1 = t0 + 5000 * MS;
+    let seen = run_with(&mut i, 2, &b, t0, t1, true);
+    assert_eq!(seen, vec![true], "one episode, logged once");
+    assert!(i.is_root(), "the rogue never became root");
+    assert_eq!(i.root(), id(1));
+    assert_eq!(i.port_role(2), PortRole::Alternate);
+    assert!(i.is_root_inconsistent(2));
+    assert!(!i.is_forwarding(2), "held discarding");
+    assert_eq!(i.guard_episodes(2), 1);
+    // the BPDUs stop: the port recovers by itself and forwards as a
+    // designated port facing a host
+    let seen = run_with(&mut i, 2, &b, t1, t1 + 5000 * MS, false);
+    assert_eq!(seen, vec![false]);
+    assert!(!i.is_root_inconsistent(2));
+    assert_eq!(i.port_role(2), PortRole::Designated);
+    assert!(i.is_forwarding(2));
+    assert!(i.is_root());
+    // a second episode is counted again
+    run_with(&mut i, 2, &b, t1 + 5000 * MS, t1 + 6000 * MS, true);
+    assert_eq!(i.guard_episodes(2), 2);
+}
+
+#[test]
+fn root_guard_lets_inferior_bridges_through() {
+    // a downstream bridge (worse priority) behind a guarded port: normal
+    let t0 = Instant::now();
+    let mut i = Instance::new(id(1), 0, Timers::default(), t0);
+    i.set_root_guard(2, true, t0);
+    i.port_up(2, t0);
+    let worse = BridgeId::new(0x9000, Mac([0, 0xff, 0, 0, 0, 9]));
+    let b = Bpdu {
+        flags: 0x0e,
+        root: worse,
+        bridge: worse,
+        ..rogue_bpdu()
+    };
+    let seen = run_with(&mut i, 2, &b, t0, t0 + 3000 * MS, true);
+    assert!(seen.is_empty());
+    assert_eq!(i.port_role(2), PortRole::Designated);
+    assert!(i.is_root());
 }
