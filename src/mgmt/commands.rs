@@ -488,16 +488,18 @@ fn cable_open(ctx: &mut Ctx<'_>, args: &str, o: &mut String, listen: bool) -> Re
     if vnl.is_empty() {
         return Err(EINVAL);
     }
-    match ctx.cables.add(ctx.sw, vnl, listen, ctx.now) {
-        Ok(line) => {
-            let _ = writeln!(o, "{line}");
-            Ok(())
-        }
-        Err((e, why)) => {
-            let _ = writeln!(o, "{why}");
-            Err(e)
-        }
-    }
+    answer(o, ctx.cables.add(ctx.sw, vnl, listen, ctx.now))
+}
+
+/// Writes a cable command's line (what it did, or why not) into the data
+/// block and returns its status.
+fn answer(o: &mut String, r: Result<String, (Errno, String)>) -> Result<(), Errno> {
+    let (line, status) = match r {
+        Ok(line) => (line, Ok(())),
+        Err((e, why)) => (why, Err(e)),
+    };
+    let _ = writeln!(o, "{line}");
+    status
 }
 
 fn cable_add(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
@@ -510,16 +512,7 @@ fn cable_listen(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Err
 
 fn cable_del(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {
     let port = int_arg(args)?;
-    match ctx.cables.del(ctx.sw, port, ctx.now) {
-        Ok(line) => {
-            let _ = writeln!(o, "{line}");
-            Ok(())
-        }
-        Err((e, why)) => {
-            let _ = writeln!(o, "{why}");
-            Err(e)
-        }
-    }
+    answer(o, ctx.cables.del(ctx.sw, port, ctx.now))
 }
 
 fn cable_print(ctx: &mut Ctx<'_>, args: &str, o: &mut String) -> Result<(), Errno> {

@@ -106,13 +106,37 @@ pub struct Switch {
 
 impl Switch {
     pub fn start(kind: Impl, dir: &TempDir, name: &str, extra: &[&str]) -> Switch {
-        let ctl = dir.path(&format!("{name}.ctl"));
-        let mgmt = dir.path(&format!("{name}.mgmt"));
         let bin = match kind {
             Impl::Ours => OURS,
             Impl::C => "vde_switch",
         };
-        let mut child = Command::new(bin)
+        Switch::launch(Command::new(bin), kind, dir, name, extra, Stdio::null())
+    }
+
+    /// Our switch started inside a network namespace (its control and
+    /// management sockets are files, reachable from here); its stderr
+    /// goes to NAME.log in `dir`.
+    pub fn start_in(ns: &NetNs, dir: &TempDir, name: &str, extra: &[String]) -> Switch {
+        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.0, OURS]);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Switch::launch(cmd, Impl::Ours, dir, name, &extra, log.into())
+    }
+
+    /// Runs `cmd -s DIR/NAME.ctl -M DIR/NAME.mgmt EXTRA…` and waits for
+    /// both sockets.
+    fn launch(
+        mut cmd: Command,
+        kind: Impl,
+        dir: &TempDir,
+        name: &str,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Switch {
+        let ctl = dir.path(&format!("{name}.ctl"));
+        let mgmt = dir.path(&format!("{name}.mgmt"));
+        let mut child = cmd
             .arg("-s")
             .arg(&ctl)
             .arg("-M")
@@ -120,47 +144,17 @@ impl Switch {
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start the {kind:?} switch {name}: {e}"));
         let stdin = child.stdin.take();
         let ok = wait_for(10, || {
             ctl.join("ctl").exists() && UnixStream::connect(&mgmt).is_ok()
         });
-        assert!(ok, "{kind:?} switch did not come up at {}", ctl.display());
-        Switch {
-            child,
-            stdin,
-            ctl,
-            mgmt,
-            kind,
-        }
-    }
-
-    /// Our switch started inside a network namespace (its control and
-    /// management sockets are files, reachable from here); its stderr
-    /// goes to NAME.log in `dir`.
-    pub fn start_in(ns: &NetNs, dir: &TempDir, name: &str, extra: &[String]) -> Switch {
-        let ctl = dir.path(&format!("{name}.ctl"));
-        let mgmt = dir.path(&format!("{name}.mgmt"));
-        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).unwrap();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, OURS, "-s"])
-            .arg(&ctl)
-            .arg("-M")
-            .arg(&mgmt)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
         assert!(
-            wait_for(10, || ctl.join("ctl").exists()
-                && UnixStream::connect(&mgmt).is_ok()),
-            "switch {name} did not start in {}: {}",
-            ns.0,
+            ok,
+            "{kind:?} switch {name} did not come up at {}: {}",
+            ctl.display(),
             std::fs::read_to_string(dir.path(&format!("{name}.log"))).unwrap_or_default()
         );
         Switch {
@@ -168,7 +162,7 @@ impl Switch {
             stdin,
             ctl,
             mgmt,
-            kind: Impl::Ours,
+            kind,
         }
     }
 
