@@ -1,6 +1,7 @@
-//! Management lines (the console and the mgmt socket) run against a switch
-//! with a few ports and VLANs, one line after another so that commands see
-//! the state earlier ones left. No line may panic. `load` is skipped: it
+//! Management lines (the console and the mgmt socket): the bytes a
+//! session sends, cut into lines as the switch cuts them (over-long lines
+//! refused), run against a switch with a few ports, one line after another
+//! so that commands see the state earlier ones left. No line may panic. `load` is skipped: it
 //! reads a file the line names, which only exercises the file system.
 #![no_main]
 
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use vde::core::{Config, Endpoint, PortRequest, Switch};
-use vde::mgmt::{commands, execute, Ctx, NoCables, Session, ShellStats, SwitchInfo};
+use vde::mgmt::{
+    commands, execute, Ctx, Line, LineBuffer, NoCables, Session, ShellStats, SwitchInfo, MAX_LINE,
+};
 
 fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
@@ -38,8 +41,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let stats = ShellStats::default();
     let mut session = Session::default();
-    let text = String::from_utf8_lossy(data);
-    for (i, line) in text.split_inclusive('\n').enumerate() {
+    let mut lines = Vec::new();
+    let mut cutter = LineBuffer::default();
+    cutter.push(data, &mut lines);
+    cutter.finish(&mut lines);
+    for (i, line) in lines.iter().enumerate() {
+        let line = match line {
+            Line::Command(l) => {
+                assert!(l.len() <= 3 * (MAX_LINE + 1), "line of {} bytes", l.len());
+                l
+            }
+            Line::TooLong => continue,
+        };
         let trimmed = line.trim_start_matches([' ', '\t']);
         if commands::find(trimmed).is_some_and(|c| c.path == "load") {
             continue;
