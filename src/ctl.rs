@@ -271,3 +271,45 @@ mod tests {
         assert_eq!(parse_reply(&r[..100]), None);
     }
 }
+
+/// Property tests: every request and reply emitted parses back.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn port() -> impl Strategy<Value = PortRequest> {
+        prop_oneof![
+            Just(PortRequest::Any),
+            Just(PortRequest::Port0),
+            (1u32..1 << 24).prop_map(PortRequest::Port),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn request_emit_parse(
+            port in port(),
+            path in proptest::collection::vec(1u8..=255, 0..SUN_PATH_LEN),
+            descr in "[^\\x00]{0,30}",
+        ) {
+            let r = Request::parse(&Request::emit_v3(port, &path, &descr)).unwrap();
+            prop_assert_eq!(r, Request { version: 3, port, sun_path: path, description: descr });
+        }
+
+        #[test]
+        fn request_emit_cuts_long_fields(
+            path in proptest::collection::vec(1u8..=255, SUN_PATH_LEN..300),
+            descr in "[a-z ]{128,200}",
+        ) {
+            let r = Request::parse(&Request::emit_v3(PortRequest::Any, &path, &descr)).unwrap();
+            prop_assert_eq!(&r.sun_path[..], &path[..SUN_PATH_LEN - 1]);
+            prop_assert_eq!(&r.description[..], &descr[..MAX_CLIENT_DESCR]);
+        }
+
+        #[test]
+        fn reply_emit_parse(path in proptest::collection::vec(1u8..=255, 1..SUN_PATH_LEN)) {
+            prop_assert_eq!(parse_reply(&emit_reply(&path)), Some(path));
+        }
+    }
+}

@@ -264,3 +264,38 @@ mod tests {
         assert_eq!(TagOp::Strip.apply(&f[..14], &mut out), 0);
     }
 }
+
+/// Property tests: inserting and stripping an 802.1Q tag.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn insert_then_strip_gives_the_frame_back(
+            frame in proptest::collection::vec(any::<u8>(), HEADER_LEN..=MAX_FRAME - TAG_LEN),
+            tci in any::<u16>(),
+        ) {
+            let mut tagged = vec![0u8; frame.len() + TAG_LEN];
+            let n = TagOp::Insert(tci).apply(&frame, &mut tagged);
+            prop_assert_eq!(n, frame.len() + TAG_LEN);
+            let view = Frame::new_checked(&tagged[..n]).unwrap();
+            prop_assert_eq!(view.tci(), Some(tci));
+            prop_assert_eq!((view.dst(), view.src()), {
+                let f = Frame::new_checked(&frame).unwrap();
+                (f.dst(), f.src())
+            });
+            let mut back = vec![0u8; n + TAG_LEN];
+            let k = TagOp::Strip.apply(&tagged[..n], &mut back);
+            prop_assert_eq!(&back[..k], &frame[..]);
+            let k = TagOp::Keep.apply(&frame, &mut back);
+            prop_assert_eq!(&back[..k], &frame[..]);
+        }
+
+        #[test]
+        fn mac_display_parse(m in any::<[u8; 6]>()) {
+            prop_assert_eq!(Mac(m).to_string().parse::<Mac>(), Ok(Mac(m)));
+        }
+    }
+}

@@ -168,3 +168,48 @@ mod tests {
         assert!(encode(&vec![0; 9236], &mut rec).is_some());
     }
 }
+
+/// Property tests: records encoded and cut into arbitrary reads decode to
+/// the same frames.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn encode_decode_across_any_reads(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1600), 0..8),
+            cuts in proptest::collection::vec(1usize..3000, 0..16),
+        ) {
+            let mut stream = Vec::new();
+            let mut rec = Vec::new();
+            for f in &frames {
+                encode(f, &mut rec).unwrap();
+                prop_assert_eq!(rec.len(), f.len() + 2);
+                stream.extend_from_slice(&rec);
+            }
+            let mut d = Decoder::default();
+            let mut got = Vec::new();
+            let mut rest = &stream[..];
+            for c in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+                let (read, more) = rest.split_at((*c).min(rest.len()));
+                d.push(read, |i| match i {
+                    Item::Frame(f) => got.push(f.to_vec()),
+                    Item::LengthError { len } => panic!("length error {len}"),
+                });
+                rest = more;
+            }
+            // zero-length records are skipped
+            let want: Vec<Vec<u8>> = frames.into_iter().filter(|f| !f.is_empty()).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(d.pending(), 0);
+        }
+
+        #[test]
+        fn encode_refuses_only_what_does_not_fit(len in MAX_RECORD - 4..MAX_RECORD + 4) {
+            let mut rec = Vec::new();
+            prop_assert_eq!(encode(&vec![7; len], &mut rec).is_some(), len <= MAX_RECORD);
+        }
+    }
+}

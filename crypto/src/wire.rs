@@ -99,3 +99,39 @@ pub(crate) fn nonce_bytes(counter: u64) -> [u8; 12] {
     n[4..].copy_from_slice(&counter.to_le_bytes());
     n
 }
+
+/// Property tests: transport headers parse back, with the length rules.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn transport_header_parse(
+            ty in prop_oneof![Just(TYPE_DATA), Just(TYPE_KEEPALIVE), Just(TYPE_CLOSE)],
+            receiver in any::<u32>(),
+            counter in any::<u64>(),
+            body in proptest::collection::vec(any::<u8>(), TAG_LEN..200),
+        ) {
+            let mut d = transport_header(ty, receiver, counter).to_vec();
+            d.extend_from_slice(&body);
+            prop_assert_eq!(check_header(&d), Ok(ty));
+            let r = parse_transport(&d);
+            if ty == TYPE_DATA || d.len() == OVERHEAD {
+                let t = r.unwrap();
+                prop_assert_eq!((t.ty, t.receiver, t.counter), (ty, receiver, counter));
+            } else {
+                prop_assert_eq!(r.unwrap_err(), Drop::BadLength);
+            }
+            prop_assert_eq!(parse_transport(&d[..OVERHEAD - 1]).unwrap_err(), Drop::TooShort);
+        }
+
+        #[test]
+        fn nonce_is_the_counter(counter in any::<u64>()) {
+            let n = nonce_bytes(counter);
+            prop_assert_eq!(&n[..4], &[0u8; 4]);
+            prop_assert_eq!(u64::from_le_bytes(n[4..].try_into().unwrap()), counter);
+        }
+    }
+}

@@ -110,9 +110,16 @@ pub fn clamp(frame: &mut [u8], max_frame: usize) -> bool {
                         return false;
                     }
                     frame[at + 2..at + 4].copy_from_slice(&limit.to_be_bytes());
-                    // RFC 1624: HC' = ~(~HC + ~m + m')
+                    // RFC 1624: HC' = ~(~HC + ~m + m'), m the 16-bit word
+                    // of the segment that changed. An MSS value at an odd
+                    // offset (options need no alignment) straddles two
+                    // words, where it counts byte-swapped.
+                    let (m, m2) = match (at + 2 - tcp) % 2 {
+                        0 => (old, limit),
+                        _ => (old.swap_bytes(), limit.swap_bytes()),
+                    };
                     let hc = be16(frame, tcp + TCP_CHECKSUM);
-                    let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(limit);
+                    let mut sum = u32::from(!hc) + u32::from(!m) + u32::from(m2);
                     while sum > 0xffff {
                         sum = (sum & 0xffff) + (sum >> 16);
                     }
@@ -166,6 +173,11 @@ mod tests {
     /// An Ethernet + IPv4 + TCP SYN with MSS 1460, window scale and SACK
     /// permitted, its checksum right.
     fn syn4(tagged: bool) -> Vec<u8> {
+        syn4_with(tagged, [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0])
+    }
+
+    /// The same SYN with these 12 bytes of options.
+    fn syn4_with(tagged: bool, options: [u8; 12]) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
         if tagged {
             f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
@@ -192,7 +204,7 @@ mod tests {
         let tcp = f.len();
         f.extend_from_slice(&[0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0]);
         f.extend_from_slice(&[0x80, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
-        f.extend_from_slice(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0]);
+        f.extend_from_slice(&options);
         let mut s = sum16(&f[ip + 12..ip + 20]) + 6 + tcp_len as u32;
         s += sum16(&f[tcp..]);
         let c = !fold(s);
@@ -217,6 +229,21 @@ mod tests {
             let before = f.clone();
             assert!(!clamp(&mut f, 1500));
             assert_eq!(f, before);
+        }
+    }
+
+    /// Found by the fuzzer (fuzz/fuzz_targets/mss.rs): an MSS option at an
+    /// odd offset of the segment (after one NOP) got a wrong checksum.
+    #[test]
+    fn an_mss_option_at_an_odd_offset_keeps_the_checksum_right() {
+        for tagged in [false, true] {
+            let mut f = syn4_with(tagged, [1, 2, 4, 0x05, 0xb4, 3, 3, 7, 4, 2, 0, 0]);
+            let ip = if tagged { 18 } else { 14 };
+            assert!(clamp(&mut f, 1440));
+            let tcp = ip + 20;
+            let mss = u16::from_be_bytes([f[tcp + 23], f[tcp + 24]]);
+            assert_eq!(usize::from(mss), 1440 - ip - 40);
+            assert!(tcp4_checksum_ok(&f, ip), "checksum after clamping");
         }
     }
 

@@ -1372,3 +1372,25 @@ mod tests {
         });
     }
 }
+
+/// Property tests: the VXLAN header written for a VNI reads back, and
+/// only such headers read.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn header_emit_parse(vni in any::<u32>()) {
+            prop_assert_eq!(header_vni(&header(vni)), Some(vni & MAX_VNI));
+        }
+
+        #[test]
+        fn only_emitted_headers_parse(h in proptest::collection::vec(any::<u8>(), 0..12)) {
+            if let Some(vni) = header_vni(&h) {
+                prop_assert_eq!(&header(vni)[..], &h[..]);
+            }
+        }
+    }
+}

@@ -652,3 +652,80 @@ mod tests {
         }
     }
 }
+
+/// Property tests: each of the three formats parses what it emits.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bpdu() -> impl Strategy<Value = Bpdu> {
+        (
+            any::<u8>(),
+            any::<[u8; 8]>(),
+            any::<u32>(),
+            any::<[u8; 8]>(),
+            any::<[u8; 2]>(),
+            any::<[u16; 4]>(),
+        )
+            .prop_map(|(flags, root, root_cost, bridge, port, t)| Bpdu {
+                flags,
+                root: BridgeId(root),
+                root_cost,
+                bridge: BridgeId(bridge),
+                port,
+                message_age: t[0],
+                max_age: t[1],
+                hello: t[2],
+                forward_delay: t[3],
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn vde_format_round_trip(b in bpdu(), src in any::<[u8; 6]>(), tci in any::<Option<u16>>()) {
+            let mut out = [0u8; 57];
+            let n = b.emit(Mac(src), tci, &mut out);
+            prop_assert_eq!(n, if tci.is_some() { 57 } else { BPDU_LEN });
+            prop_assert_eq!(Bpdu::parse(&out[..n]), Ok((b, tci)));
+        }
+
+        #[test]
+        fn config_format_round_trip(b in bpdu(), src in any::<[u8; 6]>(), tci in any::<Option<u16>>()) {
+            let mut out = [0u8; 64];
+            let n = config::emit(&b, Mac(src), tci, &mut out);
+            // 802.1D carries no role, and we advertise our own timers
+            let want = Bpdu {
+                flags: flags::ROLE_DESIGNATED | flags::FORWARDING | (b.flags & flags::TC),
+                message_age: b.message_age.min(20),
+                max_age: 20,
+                hello: 2,
+                forward_delay: 4,
+                ..b
+            };
+            prop_assert_eq!(config::parse(&out[..n]), Ok((want, tci)));
+        }
+
+        #[test]
+        fn rstp_format_round_trip(b in bpdu(), src in any::<[u8; 6]>(), tci in any::<Option<u16>>()) {
+            let mut out = [0u8; 57];
+            let n = rstp::emit(&b, Mac(src), tci, &mut out);
+            let want = Bpdu {
+                flags: rstp::flags_from_std(rstp::flags_to_std(b.flags)),
+                message_age: b.message_age.min(19),
+                max_age: 20,
+                hello: 2,
+                forward_delay: 15,
+                ..b
+            };
+            prop_assert_eq!(rstp::parse(&out[..n]), Ok((want, tci)));
+        }
+
+        /// Flags read from a standard BPDU survive being sent on again.
+        #[test]
+        fn rstp_flags_are_stable(f in any::<u8>()) {
+            let vde = rstp::flags_from_std(f);
+            prop_assert_eq!(rstp::flags_from_std(rstp::flags_to_std(vde)), vde);
+        }
+    }
+}

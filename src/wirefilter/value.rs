@@ -522,3 +522,54 @@ mod tests {
         }
     }
 }
+
+/// Property tests: a value printed as `showinfo` prints it parses back.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A number `%g` prints exactly: at most 6 significant digits.
+    fn six_digits() -> impl Strategy<Value = f64> {
+        (-999_999i64..=999_999, -9i32..=9).prop_map(|(m, e)| format!("{m}e{e}").parse().unwrap())
+    }
+
+    fn dist() -> impl Strategy<Value = Dist> {
+        prop_oneof![Just(Dist::Uniform), Just(Dist::Normal)]
+    }
+
+    proptest! {
+        #[test]
+        fn display_parse(value in six_digits(), plus in six_digits(), dist in dist()) {
+            let v = WireValue::new(value, plus, dist);
+            let spec = parse(&v.to_string()).unwrap();
+            prop_assert_eq!(spec, WireSpec { dirs: DirSel::Both, value: v, node: 0 });
+        }
+
+        #[test]
+        fn display_parse_with_direction_and_node(
+            value in six_digits(),
+            dist in dist(),
+            dir in prop_oneof![Just(DirSel::Both), Just(DirSel::Only(Dir::LR)), Just(DirSel::Only(Dir::RL))],
+            node in 0usize..1000,
+        ) {
+            let v = WireValue::new(value, 0.0, dist);
+            let prefix = match dir {
+                DirSel::Both => "",
+                DirSel::Only(d) => d.as_str(),
+            };
+            let spec = parse(&format!("{prefix}{v}[{node}]")).unwrap();
+            prop_assert_eq!(spec, WireSpec { dirs: dir, value: v, node });
+        }
+
+        /// Any finite value prints to within `%g`'s precision.
+        #[test]
+        fn display_parse_is_close(value in -1e300f64..1e300, plus in -1e300f64..1e300) {
+            let v = WireValue::new(value, plus, Dist::Uniform);
+            let back = parse(&v.to_string()).unwrap().value;
+            for (a, b) in [(back.value, value), (back.plus, plus)] {
+                prop_assert!((a - b).abs() <= 5e-6 * b.abs(), "{a} vs {b}");
+            }
+        }
+    }
+}

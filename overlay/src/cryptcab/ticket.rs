@@ -686,3 +686,34 @@ mod tests {
         drop(idle);
     }
 }
+
+/// Property tests: a ticket line parses back to the same ticket.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn line_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), end in prop_oneof![Just(""), Just("\n"), Just("\r\n")]) {
+            let t = Ticket { key_id, key };
+            let line = t.line();
+            let line = format!("{}{end}", line.trim_end());
+            let u = Ticket::parse(&line).unwrap();
+            prop_assert_eq!((u.key_id, u.key), (key_id, key));
+        }
+
+        #[test]
+        fn a_changed_word_does_not_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), at in 0usize..94, c in "[g-z:/ ]") {
+            let line = Ticket { key_id, key }.line();
+            let mut bytes = line.clone().into_bytes();
+            // a non-hex character anywhere after the protocol name, or any
+            // change to the name, breaks the line
+            bytes[at] = c.as_bytes()[0];
+            let changed = String::from_utf8(bytes).unwrap();
+            if changed != line {
+                prop_assert!(Ticket::parse(&changed).is_err(), "{changed:?}");
+            }
+        }
+    }
+}
