@@ -82,7 +82,13 @@
 //!
 //! Divergences from the C switch worth knowing: costs add with saturation
 //! instead of wrapping; the bonus may be negative (adds cost), clamped to the
-//! `u32` range; received timers other than hello are ignored.
+//! `u32` range; received timers other than hello and message age are ignored.
+//! The message age counts hops, as in RSTP (the C switch sends the seconds
+//! since it last heard its root, and never reads the field): information
+//! at [`MAX_AGE`] (40) hops is discarded, so the count to infinity after a
+//! root is lost ends within 40 hops of relaying, and a site more than 39
+//! bridges from the root is cut off (it elects a root of its own, behind
+//! ports that stay discarding).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -92,6 +98,13 @@ use super::PortId;
 
 /// The fixed cost of every port (§1.1).
 pub const PORT_COST: u32 = 20_000_000;
+
+/// Most bridges root information may cross: the root sends message age 0,
+/// each bridge sends the age it heard on its root port plus one, and
+/// information heard at this age or more is discarded (802.1D's max age,
+/// counted in hops as RSTP does). This ends the count to infinity that
+/// stale information of a lost root starts around a loop of the mesh.
+pub const MAX_AGE: u16 = 40;
 
 /// Timers and limits of an instance. See the module docs for the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +183,8 @@ type Vector = (BridgeId, u32, BridgeId, [u8; 2]);
 struct Info {
     vector: Vector,
     expires: Instant,
+    /// Message age: bridges between the root and the sender.
+    age: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +248,8 @@ pub struct Instance {
     root: BridgeId,
     root_cost: u32,
     root_port: Option<PortId>,
+    /// Message age heard on the root port (0 on the root).
+    root_age: u16,
     designated: Option<(BridgeId, [u8; 2])>,
     root_refreshed: Instant,
     bonus: Option<(PortId, i64)>,
@@ -252,6 +269,7 @@ impl Instance {
             root: bridge,
             root_cost: 0,
             root_port: None,
+            root_age: 0,
             designated: None,
             root_refreshed: now,
             bonus: None,
@@ -439,7 +457,8 @@ impl Instance {
         let role = Role::from_flags(b.flags);
         let peer_forwarding = b.flags & flags::FORWARDING == flags::FORWARDING;
         let msg: Vector = (b.root, b.root_cost, b.bridge, b.port);
-        if role == Role::Designated {
+        let stale = b.message_age >= MAX_AGE;
+        if role == Role::Designated && !stale {
             let replace = match &p.info {
                 None => true,
                 Some(i) => msg <= i.vector || (i.vector.2, i.vector.3) == (b.bridge, b.port),
@@ -448,13 +467,15 @@ impl Instance {
                 p.info = Some(Info {
                     vector: msg,
                     expires: now + limit,
+                    age: b.message_age,
                 });
             }
         } else if p
             .info
             .is_some_and(|i| (i.vector.2, i.vector.3) == (b.bridge, b.port))
         {
-            // the sender no longer claims to be designated on this segment
+            // the sender no longer claims to be designated on this segment,
+            // or its information has crossed too many bridges
             p.info = None;
         }
         if Some(port) == self.root_port && p.info.is_some_and(|i| i.vector == msg) {
@@ -601,6 +622,7 @@ impl Instance {
         let me = self.bridge;
         let mut best: Vector = (me, 0, me, [0, 0]);
         let mut best_port = None;
+        let mut best_age = 0;
         for (&n, p) in &self.ports {
             if !p.up || p.edge || p.root_guard {
                 continue;
@@ -614,6 +636,7 @@ impl Instance {
             if v < best {
                 best = v;
                 best_port = Some(n);
+                best_age = i.age;
             }
         }
         let sync = best_port != self.root_port || best.0 != self.root || best.1 > self.root_cost;
@@ -629,6 +652,7 @@ impl Instance {
         self.root = best.0;
         self.root_cost = best.1;
         self.root_port = best_port;
+        self.root_age = best_age;
         self.designated = best_port.map(|_| (best.2, best.3));
 
         let ours = |n: PortId| -> Vector { (best.0, best.1, me, port_id(n)) };
@@ -811,8 +835,9 @@ impl Instance {
                 f &= !flags::AGREEMENT;
             }
         }
+        // hops from the root, not seconds (see MAX_AGE)
         let age = if self.root_port.is_some() {
-            self.age(now).min(u64::from(u16::MAX)) as u16
+            self.root_age.saturating_add(1)
         } else {
             0
         };
