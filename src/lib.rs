@@ -13,6 +13,7 @@ pub mod errno;
 pub mod frame;
 pub mod mgmt;
 pub mod server;
+pub mod sim;
 pub mod stream;
 pub mod sys;
 pub mod term;
