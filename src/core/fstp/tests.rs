@@ -428,6 +428,80 @@ fn root_failure_reelects() {
     eprintln!("root isolated: re-elected in {t:?}");
 }
 
+/// The root goes silent (its cables stop carrying, no port goes down)
+/// and the bridges left still form a loop: they elect a new root. (The
+/// count to infinity the simulator found needs a larger mesh: see
+/// `sim::tests::partition_that_cuts_off_the_root_elects_a_new_one`.)
+#[test]
+fn silent_root_is_replaced_around_a_loop() {
+    // the root (node 0) hangs off a square of four bridges at nodes 1
+    // and 2; the square stays a loop once the root is gone
+    let ids = [id(1), id(3), id(4), id(2), id(5)];
+    let mut net = Net::new(&ids);
+    for (a, b) in [((0, 1), (1, 1)), ((0, 2), (2, 1))].into_iter().chain([
+        ((1, 2), (3, 1)),
+        ((3, 2), (4, 1)),
+        ((4, 2), (2, 2)),
+        ((1, 3), (2, 3)),
+    ]) {
+        net.links.push(Link {
+            a,
+            b,
+            up: false,
+            silent: false,
+        });
+    }
+    for l in 0..net.links.len() {
+        net.link_up(l);
+    }
+    net.run_until_converged(Duration::from_secs(1));
+    for l in [0, 1] {
+        net.links[l].silent = true;
+    }
+    net.inflight.retain(|x| x.2 != 0);
+    let t = net.run_until_converged(Duration::from_secs(10));
+    net.run_for(Duration::from_secs(5));
+    assert!(net.converged(), "{:#?}", net.dump());
+    for k in 1..5 {
+        assert_eq!(net.nodes[k].root(), id(2), "{:#?}", net.dump());
+    }
+    eprintln!("silent root: re-elected in {t:?}");
+}
+
+#[test]
+fn message_age_counts_hops() {
+    let ids = [id(1), id(2), id(3), id(4), id(5), id(6)];
+    let (net, _) = bring_up_ring(&ids);
+    // the ring of 6 rooted at node 0: nodes 1..5 are 1, 2, 3, 2, 1 hops away
+    // and send that age on their designated ports
+    for (k, hops) in [(1, 1), (2, 2), (4, 2), (5, 1)] {
+        let n = &net.nodes[k];
+        let p = n.ports().find(|&p| n.port_role(p) == PortRole::Designated);
+        if let Some(p) = p {
+            let b = n.bpdu_for(p, net.now).unwrap();
+            assert_eq!(b.message_age, hops, "node {k}: {:#?}", net.dump());
+        }
+    }
+    assert_eq!(net.nodes[0].bpdu_for(1, net.now).unwrap().message_age, 0);
+}
+
+#[test]
+fn information_at_max_age_is_discarded() {
+    let t0 = Instant::now();
+    let mut i = Instance::new(id(9), 0, Timers::default(), t0);
+    i.port_up(1, t0);
+    let mut b = i.bpdu_for(1, t0).unwrap();
+    b.root = id(1);
+    b.bridge = id(1);
+    b.flags = Role::Designated.to_flags() | flags::FORWARDING | flags::AGREEMENT;
+    b.message_age = MAX_AGE - 1;
+    i.handle_bpdu(1, &b, t0);
+    assert_eq!(i.root(), id(1));
+    b.message_age = MAX_AGE;
+    i.handle_bpdu(1, &b, t0);
+    assert_eq!(i.root(), id(9), "information at max age is dropped at once");
+}
+
 #[test]
 fn silent_link_is_aged_out() {
     let ids = [id(3), id(1), id(2)];
