@@ -40,12 +40,16 @@
 //!   round trip per hop, no timers. Because a designated port never
 //!   forwards before the far end is either synced or discarding, the
 //!   forwarding ports never form a cycle.
-//! * **Fallback.** A designated port that has not heard any BPDU for
-//!   [`Timers::active_window`] (a host or a switch without FSTP behind a port
-//!   not marked edge) forwards after [`Timers::forward_delay`], and from then
-//!   on is treated like an edge port (no TC, not synced) until it hears a
-//!   BPDU. A port that *has* heard BPDUs recently keeps waiting for an
-//!   answer, so a silent cable between two FSTP bridges stays blocked.
+//! * **Fallback.** A designated port that has not heard any BPDU since it
+//!   came up (a host or a switch without FSTP behind a port not marked
+//!   edge) forwards after [`Timers::forward_delay`], and from then on is
+//!   treated like an edge port (no TC, not synced) until it hears a BPDU.
+//!   A port that *has* heard BPDUs keeps waiting for an answer for as long
+//!   as it stays up, so a silent cable between two FSTP bridges stays
+//!   blocked however long it is silent (802.1Q's loop guard). Until
+//!   issue #12 such a port fell back after 30 s of silence; the overlay
+//!   simulator showed the cost: when the cable carried again, both ends
+//!   were forwarding and broadcasts looped until the first hello crossed.
 //!
 //! # Timer defaults and why
 //!
@@ -61,8 +65,6 @@
 //!   make us flap. The cap keeps a forged hello field from making stale
 //!   information live forever.
 //! * `forward_delay` = **2 s**: only used by the fallback above.
-//! * `active_window` = **30 s**: how long a port counts as "FSTP-active"
-//!   after its last BPDU (the C switch uses 16–32 s history windows).
 //! * `tc_window` = **1 s** (2 hellos): after a topology change the forwarding
 //!   root/designated ports carry TC in an immediate BPDU and in their hellos
 //!   for this long, so about 3 TC BPDUs per port per change. A TC received
@@ -112,7 +114,6 @@ pub struct Timers {
     pub hello: Duration,
     pub missed_hellos: u32,
     pub forward_delay: Duration,
-    pub active_window: Duration,
     pub tc_window: Duration,
     pub tx_hold: u32,
 }
@@ -123,7 +124,6 @@ impl Default for Timers {
             hello: Duration::from_millis(500),
             missed_hellos: 3,
             forward_delay: Duration::from_secs(2),
-            active_window: Duration::from_secs(30),
             tc_window: Duration::from_secs(1),
             tx_hold: 10,
         }
@@ -532,8 +532,7 @@ impl Instance {
                 && !p.forwarding
                 && p.proposing_since
                     .is_some_and(|t| t + self.timers.forward_delay <= now)
-                && p.last_rx
-                    .is_none_or(|t| t + self.timers.active_window <= now)
+                && p.last_rx.is_none()
             {
                 fallback.push(n);
             }
@@ -583,14 +582,12 @@ impl Instance {
                 p.info.map(|i| i.expires),
                 p.tc_while,
                 p.tc_rx_hold,
-                p.proposing_since.filter(|_| !p.forwarding).map(|s| {
-                    let fb = s + self.timers.forward_delay;
+                p.proposing_since.filter(|_| !p.forwarding).and_then(|s| {
                     if p.legacy {
-                        return s + 2 * self.timers.forward_delay;
-                    }
-                    match p.last_rx {
-                        Some(r) => fb.max(r + self.timers.active_window),
-                        None => fb,
+                        Some(s + 2 * self.timers.forward_delay)
+                    } else {
+                        // no fallback once an FSTP peer was heard
+                        p.last_rx.is_none().then_some(s + self.timers.forward_delay)
                     }
                 }),
             ];

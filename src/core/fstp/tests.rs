@@ -534,6 +534,31 @@ fn silent_link_is_aged_out() {
     assert!(!net.nodes[a.0].is_forwarding(a.1) || !net.nodes[b.0].is_forwarding(b.1));
 }
 
+/// A cable silent for longer than the old 30-s "FSTP-active" window, then
+/// carrying again: its ends must not both be forwarding when it comes back
+/// (found by the overlay simulator, seed 1, N = 10: a partition healed
+/// after 40 s looped broadcasts until the first hello crossed).
+#[test]
+fn long_silent_cable_stays_blocked_and_heals_without_a_loop() {
+    let ids = [id(3), id(1), id(2)];
+    let (mut net, _) = bring_up_ring(&ids);
+    net.links[0].silent = true;
+    net.inflight
+        .retain(|x| !((x.2, x.3) == net.links[0].a || (x.2, x.3) == net.links[0].b));
+    net.run_for(Duration::from_secs(60));
+    let (a, b) = (net.links[0].a, net.links[0].b);
+    assert!(
+        !net.nodes[a.0].is_forwarding(a.1) || !net.nodes[b.0].is_forwarding(b.1),
+        "{:#?}",
+        net.dump()
+    );
+    // carrying again: check_loop_free runs after every step
+    net.links[0].silent = false;
+    net.run_until_converged(Duration::from_secs(5));
+    net.run_for(Duration::from_secs(5));
+    assert!(net.converged());
+}
+
 #[test]
 fn tc_bpdus_are_bounded_and_do_not_circulate() {
     let ids = [id(4), id(2), id(1), id(3)];
