@@ -31,6 +31,21 @@ struct Args {
     /// Print every change, not just the table.
     #[arg(long, short)]
     verbose: bool,
+    /// Also a table per kind of change (cut, unplug, kill, partition and
+    /// their repairs), over every seed, per N.
+    #[arg(long)]
+    by_kind: bool,
+}
+
+/// Changes of one kind over the seeds of one N.
+#[derive(Default)]
+struct Kind {
+    conv: Vec<Duration>,
+    never: usize,
+    bpdus: u64,
+    tc: u64,
+    dup: u32,
+    loops: u32,
 }
 
 fn ms(d: Duration) -> String {
@@ -43,7 +58,9 @@ fn main() {
         "| N | seed | cables | diameter | changes | conv. median ms | conv. max ms | not conv. | BPDUs to conv. | triggered BPDUs | TC BPDUs | dup probes | loops | final fail | wrong roots | wall s |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut kinds: Vec<(usize, std::collections::BTreeMap<String, Kind>)> = Vec::new();
     for &n in &a.nodes {
+        let mut by: std::collections::BTreeMap<String, Kind> = Default::default();
         for &seed in &a.seed {
             let mut p = Params::new(n, a.degree, a.events, seed);
             p.ring = a.ring;
@@ -69,6 +86,18 @@ fn main() {
                     );
                 }
             }
+            for c in &r.changes[1..] {
+                let name = c.what.split(' ').next().unwrap_or("").to_string();
+                let k = by.entry(name).or_default();
+                match c.converged {
+                    Some(t) => k.conv.push(t),
+                    None => k.never += 1,
+                }
+                k.bpdus += c.bpdus;
+                k.tc += c.tc;
+                k.dup += c.duplicates;
+                k.loops += c.loops;
+            }
             let s = r.summary();
             println!(
                 "| {n} | {seed} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {wall:.1} |",
@@ -86,6 +115,28 @@ fn main() {
                 s.final_failures,
                 s.wrong_roots
             );
+        }
+        kinds.push((n, by));
+    }
+    if a.by_kind {
+        println!();
+        println!("| N | change | count | conv. median ms | conv. max ms | not conv. | BPDUs to conv. (mean) | TC BPDUs (mean) | dup probes | loops |");
+        println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (n, by) in kinds {
+            for (name, mut k) in by {
+                k.conv.sort();
+                let count = k.conv.len() + k.never;
+                println!(
+                    "| {n} | {name} | {count} | {} | {} | {} | {:.0} | {:.0} | {} | {} |",
+                    ms(k.conv.get(k.conv.len() / 2).copied().unwrap_or_default()),
+                    ms(k.conv.last().copied().unwrap_or_default()),
+                    k.never,
+                    k.bpdus as f64 / count as f64,
+                    k.tc as f64 / count as f64,
+                    k.dup,
+                    k.loops
+                );
+            }
         }
     }
 }
