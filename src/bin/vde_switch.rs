@@ -205,8 +205,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let args = Args::parse_from(long_only(std::env::args()));
-    if args.numports < 1 {
-        bail!("--numports must be at least 1");
+    if args.numports < 1 || args.numports > vde::core::MAX_PORTS {
+        bail!("--numports must be from 1 to {}", vde::core::MAX_PORTS);
     }
     let (hashsize, rounded) = mactable::round_hash_size(args.hashsize);
     if rounded {

@@ -32,10 +32,16 @@ pub const NO_VLAN: u16 = 4095;
 /// Highest VLAN that can be created.
 pub const MAX_VLAN: u16 = 4093;
 
+/// The most ports a switch has. Each port costs memory in every VLAN's
+/// port sets whether it is used or not, so a `port/setnumports` far above
+/// this would make the switch allocate gigabytes and abort (found by
+/// fuzzing management lines); the C switch's own limit is its memory.
+pub const MAX_PORTS: u32 = 65535;
+
 /// Static configuration of a switch.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Usable ports are 1..=numports.
+    /// Usable ports are 1..=numports, at most [`MAX_PORTS`].
     pub numports: u32,
     pub hub: bool,
     pub hashsize: usize,
@@ -1345,9 +1351,10 @@ impl Switch {
         self.cfg.hub = hub;
     }
 
-    /// `port/setnumports N`: usable ports become 1..=N.
+    /// `port/setnumports N`: usable ports become 1..=N (at most
+    /// [`MAX_PORTS`]).
     pub fn set_numports(&mut self, n: i64) -> Result<(), Errno> {
-        if n < 1 || n > i64::from(i32::MAX - 1) {
+        if n < 1 || n > i64::from(MAX_PORTS) {
             return Err(EINVAL);
         }
         let n = n as u32;

@@ -291,3 +291,20 @@ fn c_integer_parsing() {
         Some((999999999999999999, ""))
     );
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/mgmt_line.rs): `port/setnumports`
+/// with a huge number made the switch allocate gigabytes and abort.
+#[test]
+fn setnumports_is_bounded() {
+    let mut c = Con::new();
+    for n in ["713224444", "65536", "2147483646"] {
+        assert_eq!(
+            c.text(&format!("port/setnumports {n}")),
+            "1022 Invalid argument\n",
+            "{n}"
+        );
+    }
+    assert_eq!(c.sw.numports(), 32);
+    assert_eq!(c.text("port/setnumports 65535"), "1000 Success\n");
+    assert_eq!(c.sw.numports(), 65535);
+}
