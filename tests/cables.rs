@@ -363,14 +363,7 @@ fn copies(cs: &[Client], seq: u8) -> Vec<usize> {
 }
 
 fn wait_once(cs: &[Client], seq: &mut u8, secs: u64) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        *seq = seq.wrapping_add(1);
-        if copies(cs, *seq) == vec![1, 1] {
-            return Some(t.elapsed());
-        }
-    }
-    None
+    until_once(secs, seq, |n| copies(cs, n) == vec![1, 1])
 }
 
 #[test]

@@ -1018,14 +1018,7 @@ fn copies(plugs: &mut [Plug], seq: u8) -> Vec<usize> {
 
 /// Waits until a broadcast from plug 0 reaches plugs 1 and 2 exactly once.
 fn wait_once(plugs: &mut [Plug], seq: &mut u8, secs: u64) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        *seq = seq.wrapping_add(1);
-        if copies(plugs, *seq) == vec![1, 1] {
-            return Some(t.elapsed());
-        }
-    }
-    None
+    until_once(secs, seq, |n| copies(plugs, n) == vec![1, 1])
 }
 
 #[test]

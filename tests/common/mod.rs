@@ -486,3 +486,17 @@ pub fn sh(cmd: &str) -> String {
 pub fn active(sw: &Switch) -> usize {
     sw.cmd("port/print").matches(" ACTIVE").count()
 }
+
+/// Tries `once(seq)` with a fresh sequence number until it says a probe
+/// arrived exactly once where it should, for at most `secs`; returns how
+/// long that took.
+pub fn until_once(secs: u64, seq: &mut u8, mut once: impl FnMut(u8) -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        *seq = seq.wrapping_add(1);
+        if once(*seq) {
+            return Some(t.elapsed());
+        }
+    }
+    None
+}
