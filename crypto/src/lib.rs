@@ -174,13 +174,17 @@
 #![warn(missing_docs)]
 
 mod client;
+mod identity;
 mod keys;
+mod noise;
 mod replay;
 mod server;
 pub mod wire;
 
 #[cfg(test)]
 mod kat_tests;
+#[cfg(test)]
+mod noise_tests;
 
 use core::fmt;
 use std::time::Duration;
@@ -189,6 +193,7 @@ use ring::rand::SecureRandom;
 use zeroize::Zeroize;
 
 pub use client::{Client, ClientEvent, ClientRecv};
+pub use identity::{Fingerprint, Identity, PublicKey};
 pub use replay::ReplayWindow;
 pub use server::{KeySource, PeerId, Server, ServerEvent, ServerRecv};
 pub use wire::{OVERHEAD, REJECT_AFTER_MESSAGES};
