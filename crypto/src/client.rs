@@ -4,12 +4,40 @@ use std::time::Duration;
 
 use ring::rand::SystemRandom;
 
-use crate::keys::{self, Keypair, PskKeys};
+use ring::hmac;
+
+use crate::identity::{Fingerprint, Identity, PublicKey};
+use crate::keys::{self, Keypair};
+use crate::noise;
 use crate::wire::{
-    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, REJECT_AFTER_MESSAGES, RESP_LEN, RESP_MAC_OFFSET,
-    SUITE_OFFSET, TYPE_CLOSE, TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+    self, COOKIE_LEN, INIT_LEN, INIT_MAC1_OFFSET, INIT_MAC2_OFFSET, INIT_NOISE_OFFSET,
+    INIT_PAYLOAD, KEYREQ_LEN, KEYRESP_LEN, MAC_LEN, REJECT_AFTER_MESSAGES, RESP_LEN,
+    RESP_NOISE_OFFSET, RESP_PAYLOAD, SUITE_OFFSET, TAG_LEN, TYPE_CLOSE, TYPE_COOKIE, TYPE_DATA,
+    TYPE_INIT, TYPE_KEEPALIVE, TYPE_KEYREQ, TYPE_KEYRESP, TYPE_RESP,
 };
-use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite, PROTOCOL};
+
+/// How long a cookie from the server stays usable (the server makes new
+/// ones every [`crate::COOKIE_SECRET_LIFETIME`]).
+const COOKIE_LIFETIME: Duration = Duration::from_secs(115);
+
+/// How the client knows the server it dials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAuth {
+    /// ssh (ticket) mode: the server's static key came back from the ssh
+    /// exchange, which authenticated it. mac1 is keyed by it alone.
+    Ticket(PublicKey),
+    /// PSK-file mode: mac1 is keyed by the server's static key and the
+    /// PSK. The key is `known` (configured), or asked for with KEYREQ
+    /// and trusted when a PSK holder's answer carries it, checked against
+    /// `pin` when one is given.
+    Psk {
+        /// The server's static key, when configured.
+        known: Option<PublicKey>,
+        /// What the server's key must hash to ([`PublicKey::digest`]).
+        pin: Option<Fingerprint>,
+    },
+}
 
 /// Start a rekey when the send counter reaches this, well before
 /// [`REJECT_AFTER_MESSAGES`].
@@ -31,6 +59,12 @@ pub enum ClientRecv {
     /// The server said CLOSE: the cable is down. The client retries after
     /// `handshake_retry`.
     Closed,
+    /// PSK-file mode: the server's static key arrived in a KEYRESP and is
+    /// now pinned ([`Client::server_identity`]); `poll` sends the INIT.
+    ServerKey,
+    /// The server is under load and sent a cookie: `poll` now sends a new
+    /// INIT that carries it (mac2).
+    Cookie,
 }
 
 /// What a timer produced.
@@ -54,10 +88,17 @@ struct Handshake {
     sender_index: u32,
     /// The suite proposed in `init`.
     suite: Suite,
-    /// Kept until a RESP naming our sender index verifies: a forged one
-    /// leaves it (and the handshake) as it was.
-    ephemeral: keys::Ephemeral,
+    /// The Noise state after INIT (the ephemeral secret in it). Kept until
+    /// a RESP naming our sender index verifies: a forged one leaves it
+    /// (and the handshake) as it was.
+    noise: noise::Initiator,
     init: [u8; INIT_LEN],
+    sent_at: Duration,
+}
+
+/// A key request in flight (PSK-file mode).
+struct KeyRequest {
+    nonce: [u8; 32],
     sent_at: Duration,
 }
 
@@ -66,7 +107,18 @@ pub struct Client {
     config: Config,
     rng: Rng,
     key_id: KeyId,
-    keys: PskKeys,
+    identity: Identity,
+    psk: Psk,
+    /// PSK-file mode (mac1 keyed by the PSK too, KEYREQ allowed).
+    psk_mode: bool,
+    pin: Option<Fingerprint>,
+    /// The server's static key, once known.
+    server: Option<PublicKey>,
+    /// mac1 key, once the server's key is known.
+    mac1: Option<hmac::Key>,
+    keyreq: Option<KeyRequest>,
+    /// The last cookie from the server, and when it came.
+    cookie: Option<([u8; MAC_LEN], Duration)>,
     wall_start: u64,
     start: Duration,
     last_timestamp: Option<u64>,
@@ -91,12 +143,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client using the system RNG. `wall_nanos` is the wall clock (ns
+    /// A client with the long-term `identity`, dialing the server `server`
+    /// names, using the system RNG. `wall_nanos` is the wall clock (ns
     /// since the Unix epoch) at `now`; INIT timestamps are derived from it.
-    /// The first `poll` sends an INIT.
-    pub fn new(config: Config, key_id: KeyId, psk: Psk, wall_nanos: u64, now: Duration) -> Client {
+    /// The first `poll` sends an INIT (or a KEYREQ while the server's key
+    /// is not known).
+    pub fn new(
+        config: Config,
+        identity: Identity,
+        server: ServerAuth,
+        key_id: KeyId,
+        psk: Psk,
+        wall_nanos: u64,
+        now: Duration,
+    ) -> Client {
         Client::with_rng(
             config,
+            identity,
+            server,
             key_id,
             psk,
             wall_nanos,
@@ -107,19 +171,29 @@ impl Client {
 
     /// Like [`Client::new`] with an injected RNG. Every draw fills 32 bytes
     /// (the sender index is the first 4 of them, little-endian).
+    #[allow(clippy::too_many_arguments)]
     pub fn with_rng(
         config: Config,
+        identity: Identity,
+        server: ServerAuth,
         key_id: KeyId,
         psk: Psk,
         wall_nanos: u64,
         now: Duration,
         rng: Rng,
     ) -> Client {
-        Client {
+        let mut c = Client {
             config,
             rng,
             key_id,
-            keys: PskKeys::new(&psk),
+            identity,
+            psk,
+            psk_mode: false,
+            pin: None,
+            server: None,
+            mac1: None,
+            keyreq: None,
+            cookie: None,
             wall_start: wall_nanos,
             start: now,
             last_timestamp: None,
@@ -136,20 +210,57 @@ impl Client {
             bytes_current: 0,
             failed: 0,
             stats: Stats::default(),
+        };
+        c.set_server(server);
+        c
+    }
+
+    fn set_server(&mut self, server: ServerAuth) {
+        let (psk_mode, known, pin) = match server {
+            ServerAuth::Ticket(k) => (false, Some(k), None),
+            ServerAuth::Psk { known, pin } => (true, known, pin),
+        };
+        self.psk_mode = psk_mode;
+        self.pin = pin;
+        self.server = None;
+        self.mac1 = None;
+        self.keyreq = None;
+        if let Some(k) = known {
+            self.learn_server(k);
         }
     }
 
-    /// Replaces the key id and PSK (e.g. after refreshing the ticket). Any
-    /// handshake in flight is abandoned and a new one starts at the next
-    /// `poll` when the cable is down or a rekey is due; an established
-    /// keypair keeps working (the next rekey uses the new key).
+    fn learn_server(&mut self, key: PublicKey) {
+        self.mac1 = Some(keys::mac1_key(&key, self.psk_mode.then_some(&self.psk)));
+        self.server = Some(key);
+        self.keyreq = None;
+    }
+
+    /// Replaces the key id, the PSK and what the client knows of the
+    /// server (e.g. after refreshing the ticket). Any handshake in flight
+    /// is abandoned and a new one starts at the next `poll` when the cable
+    /// is down or a rekey is due; an established keypair keeps working
+    /// (the next rekey uses the new key).
     /// [`failed_attempts`](Client::failed_attempts) restarts from 0.
-    pub fn set_key(&mut self, key_id: KeyId, psk: Psk) {
+    pub fn set_key(&mut self, key_id: KeyId, psk: Psk, server: ServerAuth) {
         self.key_id = key_id;
-        self.keys = PskKeys::new(&psk);
+        self.psk = psk;
+        self.set_server(server);
+        self.cookie = None;
         self.handshake = None;
         self.retry_at = Duration::ZERO;
         self.failed = 0;
+    }
+
+    /// The server's static key, once known (configured, from the ticket
+    /// exchange, or pinned from a KEYRESP).
+    pub fn server_identity(&self) -> Option<PublicKey> {
+        self.server
+    }
+
+    /// This client's static public key.
+    pub fn identity(&self) -> PublicKey {
+        self.identity.public()
     }
 
     /// The key id in use.
@@ -189,9 +300,51 @@ impl Client {
         }
         match ty {
             TYPE_RESP => self.on_resp(datagram, now),
+            TYPE_COOKIE => self.on_cookie(datagram, now),
+            TYPE_KEYRESP => self.on_keyresp(datagram),
             TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => self.on_transport(datagram, now, out),
             _ => Err(Drop::BadType),
         }
+    }
+
+    fn on_keyresp(&mut self, datagram: &[u8]) -> Result<ClientRecv, Drop> {
+        let p: &[u8; KEYRESP_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        let req = self.keyreq.as_ref().ok_or(Drop::UnknownIndex)?;
+        let (head, mac) = p.split_at(36);
+        let mac: &[u8; MAC_LEN] = mac.try_into().map_err(|_| Drop::BadLength)?;
+        if !keys::verify_mac16(&keys::keyreq_key(&self.psk), &[&req.nonce, head], mac) {
+            return Err(Drop::BadMac);
+        }
+        let key = PublicKey(head.get(4..36).and_then(|k| k.try_into().ok()).ok_or(Drop::BadLength)?);
+        if self.pin.is_some_and(|pin| pin != key.digest()) {
+            return Err(Drop::BadIdentity);
+        }
+        self.learn_server(key);
+        self.failed = 0;
+        self.retry_at = Duration::ZERO;
+        Ok(ClientRecv::ServerKey)
+    }
+
+    fn on_cookie(&mut self, datagram: &[u8], now: Duration) -> Result<ClientRecv, Drop> {
+        let p: &[u8; COOKIE_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        let receiver = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        let hs = self
+            .handshake
+            .as_ref()
+            .filter(|hs| hs.sender_index == receiver)
+            .ok_or(Drop::UnknownIndex)?;
+        let server = self.server.as_ref().ok_or(Drop::UnknownIndex)?;
+        let nonce: [u8; 12] = p[8..20].try_into().map_err(|_| Drop::BadLength)?;
+        let mut cookie: [u8; MAC_LEN] = p[20..36].try_into().map_err(|_| Drop::BadLength)?;
+        let tag: [u8; TAG_LEN] = p[36..52].try_into().map_err(|_| Drop::BadLength)?;
+        let aad = &hs.init[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
+        keys::cookie_open(&keys::cookie_seal_key(server), &nonce, aad, &mut cookie, &tag)
+            .ok_or(Drop::BadMac)?;
+        self.cookie = Some((cookie, now));
+        // A new INIT with mac2 at the next poll.
+        self.handshake = None;
+        self.retry_at = now;
+        Ok(ClientRecv::Cookie)
     }
 
     fn on_resp(&mut self, datagram: &[u8], now: Duration) -> Result<ClientRecv, Drop> {
@@ -200,28 +353,29 @@ impl Client {
         let receiver = u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
         let hs = self
             .handshake
-            .as_mut()
+            .as_ref()
             .filter(|hs| hs.sender_index == receiver)
             .ok_or(Drop::UnknownIndex)?;
-        // Checked before the ephemeral key is spent: the server must echo
-        // the proposal (th binds it too).
+        // Checked before any X25519: the server must echo the proposal
+        // (which the INIT's prologue binds).
         let suite = hs.suite;
         if p[SUITE_OFFSET] != suite.id() {
             return Err(Drop::BadSuite);
         }
-        let (head, rest) = p.split_at(RESP_MAC_OFFSET);
-        let confirm: &[u8; MAC_LEN] = rest.try_into().map_err(|_| Drop::BadLength)?;
-        let server_public = head.get(12..44).ok_or(Drop::BadLength)?;
-        let th = keys::transcript(&hs.init, head);
-        let session = keys::x25519_agree(&hs.ephemeral, server_public, |dh| {
-            self.keys.session(suite, dh, &th)
-        })
-        .flatten()
-        .ok_or(Drop::BadKey)?;
-        if !keys::verify_mac16(&session.confirm, &[&th, head], confirm) {
+        let (head, msg) = p.split_at(RESP_NOISE_OFFSET);
+        let mut payload = [0u8; RESP_PAYLOAD];
+        // `read_msg2` leaves the handshake as it was when it fails.
+        let split = hs
+            .noise
+            .read_msg2(&self.identity, self.psk.as_bytes(), msg, &mut payload)
+            .ok_or(Drop::BadMac)?;
+        // The payload authenticates the cleartext header (indices, suite).
+        if payload[..] != head[..] {
             return Err(Drop::BadMac);
         }
-        let keypair = Keypair::new(suite, session.c2s, session.s2c, receiver, server_index, now);
+        let send = keys::transport_key(suite, &split.i2r).ok_or(Drop::Internal)?;
+        let recv = keys::transport_key(suite, &split.r2i).ok_or(Drop::Internal)?;
+        let keypair = Keypair::new(suite, send, recv, receiver, server_index, now);
         self.handshake = None;
         self.failed = 0;
         self.stats.handshakes_completed += 1;
@@ -372,8 +526,20 @@ impl Client {
                 self.retry_at = now;
             }
         }
-        if self.handshake.is_none() && self.handshake_due(now) {
-            if self.start_handshake(now, out) {
+        if let Some(req) = &self.keyreq {
+            if now >= after(req.sent_at, self.config.handshake_retry) {
+                self.failed = self.failed.saturating_add(1);
+                self.keyreq = None;
+                self.retry_at = now;
+            }
+        }
+        if self.handshake.is_none() && self.keyreq.is_none() && self.handshake_due(now) {
+            let sent = if self.server.is_some() {
+                self.start_handshake(now, out)
+            } else {
+                self.send_keyreq(now, out)
+            };
+            if sent {
                 return Some(ClientEvent::Send);
             }
             self.retry_at = after(now, self.config.handshake_retry);
@@ -434,14 +600,43 @@ impl Client {
         ts
     }
 
-    /// Writes a fresh INIT into `out`. False when the RNG failed.
+    /// Writes a KEYREQ into `out` (PSK-file mode, server key unknown).
+    /// False when the RNG failed or there is nobody to ask.
+    fn send_keyreq(&mut self, now: Duration, out: &mut Vec<u8>) -> bool {
+        if !self.psk_mode {
+            return false;
+        }
+        let mut nonce = [0u8; 32];
+        if self.rng.fill(&mut nonce).is_err() {
+            return false;
+        }
+        let mut req = [0u8; KEYREQ_LEN];
+        req[0] = TYPE_KEYREQ;
+        req[4..36].copy_from_slice(&nonce);
+        let mac = keys::mac16(&keys::keyreq_key(&self.psk), &[&req[..36]]);
+        req[36..].copy_from_slice(&mac);
+        out.clear();
+        out.extend_from_slice(&req);
+        self.stats.sent(out.len());
+        self.keyreq = Some(KeyRequest {
+            nonce,
+            sent_at: now,
+        });
+        true
+    }
+
+    /// Writes a fresh INIT into `out`. False when the RNG failed or the
+    /// server's key is not known.
     fn start_handshake(&mut self, now: Duration, out: &mut Vec<u8>) -> bool {
+        let (Some(server), true) = (self.server, self.mac1.is_some()) else {
+            return false;
+        };
         let mut draw = [0u8; 32];
         if self.rng.fill(&mut draw).is_err() {
             return false;
         }
         let sender_index = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]);
-        let Some((ephemeral, public)) = keys::x25519_ephemeral(&*self.rng) else {
+        let Some(ephemeral) = keys::x25519_ephemeral(&*self.rng) else {
             return false;
         };
         let ts = self.timestamp(now);
@@ -450,18 +645,39 @@ impl Client {
         init[0] = TYPE_INIT;
         init[SUITE_OFFSET] = suite.id();
         init[4..8].copy_from_slice(&sender_index.to_le_bytes());
-        init[8..16].copy_from_slice(&self.key_id);
-        init[16..48].copy_from_slice(&public);
-        init[48..56].copy_from_slice(&ts.to_be_bytes());
-        let (head, mac) = init.split_at_mut(INIT_MAC_OFFSET);
-        mac.copy_from_slice(&self.keys.mac1(head));
+        let mut payload = [0u8; INIT_PAYLOAD];
+        payload[..8].copy_from_slice(&self.key_id);
+        payload[8..].copy_from_slice(&ts.to_be_bytes());
+        let prologue = prologue(&init);
+        let Some(noise) = noise::Initiator::write_msg1(
+            &self.identity,
+            &server,
+            &prologue,
+            ephemeral,
+            &payload,
+            &mut init[INIT_NOISE_OFFSET..INIT_MAC1_OFFSET],
+        ) else {
+            return false;
+        };
+        let Some(mac1) = self.mac1.as_ref() else {
+            return false;
+        };
+        let mac = keys::mac16(mac1, &[&init[..INIT_MAC1_OFFSET]]);
+        init[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET].copy_from_slice(&mac);
+        if let Some((cookie, at)) = &self.cookie {
+            if now < after(*at, COOKIE_LIFETIME) {
+                let key = hmac::Key::new(hmac::HMAC_SHA256, cookie);
+                let mac2 = keys::mac16(&key, &[&init[..INIT_MAC2_OFFSET]]);
+                init[INIT_MAC2_OFFSET..].copy_from_slice(&mac2);
+            }
+        }
         out.clear();
         out.extend_from_slice(&init);
         self.stats.sent(out.len());
         self.handshake = Some(Handshake {
             sender_index,
             suite,
-            ephemeral,
+            noise,
             init,
             sent_at: now,
         });
@@ -489,9 +705,10 @@ impl Client {
         if let Some((_, expires)) = &self.previous {
             d = d.min(*expires);
         }
-        match &self.handshake {
-            Some(hs) => d = d.min(after(hs.sent_at, self.config.handshake_retry)),
-            None => {
+        match (&self.handshake, &self.keyreq) {
+            (Some(hs), _) => d = d.min(after(hs.sent_at, self.config.handshake_retry)),
+            (None, Some(req)) => d = d.min(after(req.sent_at, self.config.handshake_retry)),
+            (None, None) => {
                 if let Some(at) = self.handshake_needed_at() {
                     d = d.min(at.max(self.retry_at));
                 }
@@ -520,6 +737,7 @@ impl Client {
         }
         self.go_down();
         self.handshake = None;
+        self.keyreq = None;
         self.closed = true;
         wrote.then_some(())
     }
@@ -580,4 +798,14 @@ impl core::fmt::Debug for Client {
             .field("failed_attempts", &self.failed)
             .finish_non_exhaustive()
     }
+}
+
+/// The prologue of a handshake: the protocol name and the INIT's
+/// cleartext header (type, suite, sender index), so that both are
+/// authenticated by the handshake.
+pub(crate) fn prologue(init: &[u8; INIT_LEN]) -> [u8; PROTOCOL.len() + INIT_NOISE_OFFSET] {
+    let mut p = [0u8; PROTOCOL.len() + INIT_NOISE_OFFSET];
+    p[..PROTOCOL.len()].copy_from_slice(PROTOCOL.as_bytes());
+    p[PROTOCOL.len()..].copy_from_slice(&init[..INIT_NOISE_OFFSET]);
+    p
 }

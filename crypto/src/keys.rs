@@ -1,5 +1,6 @@
 //! Thin wrappers over the `ring` primitives (and X25519 from `x25519-dalek`,
-//! whose secrets zeroize on drop), the key schedule, and keypairs.
+//! whose secrets zeroize on drop, and the cookie AEAD from RustCrypto), the
+//! key derivations around the Noise handshake, and keypairs.
 //!
 //! Every derivation goes through these functions, and the known-answer tests
 //! exercise them directly.
@@ -12,7 +13,8 @@ use zeroize::Zeroizing;
 
 use crate::replay::ReplayWindow;
 use crate::wire::{self, HEADER_LEN, MAC_LEN, REJECT_AFTER_MESSAGES, TAG_LEN};
-use crate::{after, Drop, Psk, Suite, PROTOCOL};
+use crate::identity::PublicKey;
+use crate::{after, Drop, Psk, Suite};
 
 /// An HKDF output length.
 pub(crate) struct Len(pub usize);
@@ -125,103 +127,81 @@ pub(crate) fn aead_open(
 /// not verify leaves it usable for the genuine one.
 pub(crate) type Ephemeral = x25519_dalek::StaticSecret;
 
-/// A fresh X25519 ephemeral key (32 bytes from `rng`) and its public key.
-pub(crate) fn x25519_ephemeral(
-    rng: &dyn ring::rand::SecureRandom,
-) -> Option<(Ephemeral, [u8; 32])> {
+/// A fresh X25519 ephemeral secret (32 bytes from `rng`).
+pub(crate) fn x25519_ephemeral(rng: &dyn ring::rand::SecureRandom) -> Option<Ephemeral> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rng.fill(&mut bytes[..]).ok()?;
-    let private = Ephemeral::from(*bytes);
-    let public = x25519_dalek::PublicKey::from(&private).to_bytes();
-    Some((private, public))
+    Some(Ephemeral::from(*bytes))
 }
 
-/// X25519 agreement; `kdf` gets the shared secret (wiped afterwards).
-/// `None` for a malformed or low-order peer key (no contribution of ours
-/// in the result). The private key stays usable.
-pub(crate) fn x25519_agree<R>(
-    private: &Ephemeral,
-    peer_public: &[u8],
-    kdf: impl FnOnce(&[u8]) -> R,
-) -> Option<R> {
-    let peer: [u8; 32] = peer_public.try_into().ok()?;
-    let shared = private.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
-    if !shared.was_contributory() {
-        return None;
-    }
-    Some(kdf(shared.as_bytes()))
+/// The key of an INIT's mac1: it names the responder (its static public
+/// key) and, in PSK-file mode, the PSK, so that an INIT is valid at one
+/// server only and a sender without the key file is not answered.
+pub(crate) fn mac1_key(server: &PublicKey, psk: Option<&Psk>) -> hmac::Key {
+    let mut k = Zeroizing::new(sha256(&[
+        b"vde-crypto/2 mac1",
+        server.as_bytes(),
+        psk.map_or(&[][..], |p| &p.as_bytes()[..]),
+    ]));
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &k[..]);
+    k.fill(0);
+    key
 }
 
-/// What a PSK yields: the mac1 key and the handshake salt `ck`.
-pub(crate) struct PskKeys {
-    mac1: hmac::Key,
-    ck: hkdf::Salt,
+/// The key that seals cookies for the clients of `server`.
+pub(crate) fn cookie_seal_key(server: &PublicKey) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(sha256(&[b"vde-crypto/2 cookie", server.as_bytes()]))
 }
 
-impl PskKeys {
-    pub(crate) fn new(psk: &Psk) -> PskKeys {
-        let ck0 = extract(PROTOCOL.as_bytes(), psk.as_bytes());
-        let mut mac1 = Zeroizing::new([0u8; 32]);
-        expand(&ck0, b"mac1", &mut mac1[..]);
-        let mut ck = Zeroizing::new([0u8; 32]);
-        expand(&ck0, b"ck", &mut ck[..]);
-        PskKeys {
-            mac1: hmac::Key::new(hmac::HMAC_SHA256, &mac1[..]),
-            ck: hkdf::Salt::new(hkdf::HKDF_SHA256, &ck[..]),
-        }
-    }
-
-    /// mac1 of the first 56 bytes of an INIT.
-    pub(crate) fn mac1(&self, init_head: &[u8]) -> [u8; MAC_LEN] {
-        mac16(&self.mac1, &[init_head])
-    }
-
-    /// Constant-time check of an INIT's mac1.
-    pub(crate) fn verify_mac1(&self, init_head: &[u8], mac: &[u8; MAC_LEN]) -> bool {
-        verify_mac16(&self.mac1, &[init_head], mac)
-    }
-
-    /// The session keys of `suite` from the shared secret and the transcript
-    /// hash. `None` when `dh` is not 32 bytes.
-    pub(crate) fn session(&self, suite: Suite, dh: &[u8], th: &[u8; 32]) -> Option<SessionKeys> {
-        let mut ikm = Zeroizing::new([0u8; 64]);
-        let (d, t) = ikm.split_at_mut(32);
-        if dh.len() != d.len() {
-            return None;
-        }
-        d.copy_from_slice(dh);
-        t.copy_from_slice(th);
-        let prk = self.ck.extract(&ikm[..]);
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        expand(&prk, b"confirm", &mut bytes[..]);
-        let confirm = hmac::Key::new(hmac::HMAC_SHA256, &bytes[..]);
-        let key_len = suite.algorithm().key_len();
-        let bytes = bytes.get_mut(..key_len)?;
-        expand(&prk, b"c2s", bytes);
-        let c2s = aead_key(suite, bytes)?;
-        expand(&prk, b"s2c", bytes);
-        let s2c = aead_key(suite, bytes)?;
-        Some(SessionKeys { confirm, c2s, s2c })
-    }
+/// Seals a 16-byte cookie (in place, tag appended) under `key`.
+pub(crate) fn cookie_seal(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    cookie: &mut [u8; MAC_LEN],
+) -> Option<[u8; TAG_LEN]> {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    let c = chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).ok()?;
+    let tag = c
+        .encrypt_in_place_detached(nonce.into(), aad, cookie)
+        .ok()?;
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(&tag);
+    Some(t)
 }
 
-/// The outcome of a handshake's key schedule.
-pub(crate) struct SessionKeys {
-    pub confirm: hmac::Key,
-    pub c2s: LessSafeKey,
-    pub s2c: LessSafeKey,
+/// Opens a sealed cookie in place.
+pub(crate) fn cookie_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    cookie: &mut [u8; MAC_LEN],
+    tag: &[u8; TAG_LEN],
+) -> Option<()> {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    let c = chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).ok()?;
+    c.decrypt_in_place_detached(nonce.into(), aad, cookie, tag.into())
+        .ok()
 }
 
-impl SessionKeys {
-    /// The confirm field of a RESP.
-    pub(crate) fn confirm(&self, th: &[u8; 32], resp_head: &[u8]) -> [u8; MAC_LEN] {
-        mac16(&self.confirm, &[th, resp_head])
-    }
+/// The HMAC key of KEYREQ and KEYRESP (PSK-file mode).
+pub(crate) fn keyreq_key(psk: &Psk) -> hmac::Key {
+    let prk = extract(b"vde-crypto/2 keyreq", psk.as_bytes());
+    let mut k = Zeroizing::new([0u8; 32]);
+    expand(&prk, b"keyreq", &mut k[..]);
+    hmac::Key::new(hmac::HMAC_SHA256, &k[..])
 }
 
-/// Transcript hash of a handshake.
-pub(crate) fn transcript(init: &[u8], resp_head: &[u8]) -> [u8; 32] {
-    sha256(&[init, resp_head])
+/// A transport key of `suite` from one direction of the handshake's
+/// split: `HKDF-SHA256(salt = "vde-crypto/2 transport", ikm = key, info =
+/// suite name)`, so each suite has its own key.
+pub(crate) fn transport_key(suite: Suite, split: &[u8; 32]) -> Option<LessSafeKey> {
+    let prk = extract(b"vde-crypto/2 transport", split);
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    let len = suite.algorithm().key_len();
+    let bytes = bytes.get_mut(..len)?;
+    expand(&prk, suite.name().as_bytes(), bytes);
+    aead_key(suite, bytes)
 }
 
 /// One direction pair of transport keys with its counters.
@@ -308,13 +288,16 @@ impl Keypair {
     }
 
     /// Authenticates and decrypts a transport packet whose header was parsed
-    /// as `counter`; the payload is left in `out`.
+    /// as `counter`; the payload is left in `out`. `Ok(true)` when the
+    /// counter is the highest yet (only such a packet may move the peer's
+    /// address: a genuine packet held back and released later from
+    /// elsewhere must not).
     pub(crate) fn open(
         &mut self,
         datagram: &[u8],
         counter: u64,
         out: &mut Vec<u8>,
-    ) -> Result<(), Drop> {
+    ) -> Result<bool, Drop> {
         out.clear();
         if counter >= REJECT_AFTER_MESSAGES {
             return Err(Drop::KeyExhausted);
@@ -332,10 +315,11 @@ impl Keypair {
             return Err(Drop::BadTag);
         };
         out.truncate(len);
+        let newest = self.replay.highest().is_none_or(|top| counter > top);
         if !self.replay.update(counter) {
             out.clear();
             return Err(Drop::Replay);
         }
-        Ok(())
+        Ok(newest)
     }
 }

@@ -176,7 +176,7 @@
 mod client;
 mod identity;
 mod keys;
-mod noise;
+pub mod noise;
 mod replay;
 mod server;
 pub mod wire;
@@ -192,14 +192,17 @@ use std::time::Duration;
 use ring::rand::SecureRandom;
 use zeroize::Zeroize;
 
-pub use client::{Client, ClientEvent, ClientRecv};
+pub use client::{Client, ClientEvent, ClientRecv, ServerAuth};
 pub use identity::{Fingerprint, Identity, PublicKey};
 pub use replay::ReplayWindow;
 pub use server::{KeySource, PeerId, Server, ServerEvent, ServerRecv};
 pub use wire::{OVERHEAD, REJECT_AFTER_MESSAGES};
 
 /// Name and version of the cable protocol, as it appears in handshakes.
-pub const PROTOCOL: &str = "vde-crypto/1";
+pub const PROTOCOL: &str = "vde-crypto/2";
+
+/// How long the server keeps the secret its cookies are made with.
+pub const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
 
 /// Names a cable's pre-shared key; chosen by the client (the cable id).
 pub type KeyId = [u8; 8];
@@ -504,6 +507,10 @@ pub struct Config {
     pub max_pending: usize,
     /// Server: at most this many peers.
     pub max_peers: usize,
+    /// Server: with this many unconfirmed handshakes or more it is under
+    /// load, and answers an INIT without a valid mac2 (a cookie bound to
+    /// the sender's address) with a COOKIE instead of doing any X25519.
+    pub cookie_threshold: usize,
 }
 
 impl Default for Config {
@@ -521,6 +528,7 @@ impl Default for Config {
             pending_timeout: Duration::from_secs(5),
             max_pending: 64,
             max_peers: 1024,
+            cookie_threshold: 16,
         }
     }
 }
@@ -558,6 +566,10 @@ pub enum Drop {
     BadTag,
     /// Invalid ephemeral public key.
     BadKey,
+    /// A static key that is not the one expected: an INIT whose sender is
+    /// not the identity its ticket names, or a KEYRESP whose key does not
+    /// match the pinned fingerprint.
+    BadIdentity,
     /// The cable is not up (no keypair to send with, or closed).
     NotUp,
     /// The keypair reached [`REJECT_AFTER_MESSAGES`].
@@ -572,7 +584,7 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 18] = [
+    pub const ALL: [Drop; 19] = [
         Drop::TooShort,
         Drop::BadType,
         Drop::BadReserved,
@@ -587,6 +599,7 @@ impl Drop {
         Drop::Replay,
         Drop::BadTag,
         Drop::BadKey,
+        Drop::BadIdentity,
         Drop::NotUp,
         Drop::KeyExhausted,
         Drop::KeyExpired,
@@ -610,6 +623,7 @@ impl Drop {
             Drop::Replay => "replayed or too old counter",
             Drop::BadTag => "authentication failed",
             Drop::BadKey => "bad ephemeral key",
+            Drop::BadIdentity => "unexpected identity",
             Drop::NotUp => "not up",
             Drop::KeyExhausted => "keypair exhausted",
             Drop::KeyExpired => "keypair expired",
@@ -642,6 +656,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes of the datagrams written for sending.
     pub bytes_out: u64,
+    /// Server: INITs answered with a COOKIE (under load, no valid mac2).
+    pub cookies_sent: u64,
 }
 
 impl Stats {

@@ -188,6 +188,7 @@ pub struct Split {
     /// Responder to initiator.
     pub r2i: Zeroizing<[u8; 32]>,
     /// The handshake hash (not secret).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub hash: [u8; 32],
 }
 

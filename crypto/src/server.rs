@@ -5,14 +5,27 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ring::hmac;
 use ring::rand::SystemRandom;
+use zeroize::Zeroizing;
 
-use crate::keys::{self, Keypair, PskKeys};
+use crate::client::prologue;
+use crate::identity::{Identity, PublicKey};
+use crate::keys::{self, Keypair};
+use crate::noise;
 use crate::wire::{
-    self, INIT_LEN, INIT_MAC_OFFSET, MAC_LEN, RESP_LEN, RESP_MAC_OFFSET, SUITE_OFFSET, TYPE_CLOSE,
-    TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_RESP,
+    self, COOKIE_LEN, INIT_LEN, INIT_MAC1_OFFSET, INIT_MAC2_OFFSET, INIT_NOISE_OFFSET,
+    INIT_PAYLOAD, KEYREQ_LEN, KEYRESP_LEN, MAC_LEN, RESP_LEN, RESP_NOISE_OFFSET, RESP_PAYLOAD,
+    SUITE_OFFSET, TYPE_CLOSE, TYPE_COOKIE, TYPE_DATA, TYPE_INIT, TYPE_KEEPALIVE, TYPE_KEYREQ,
+    TYPE_KEYRESP, TYPE_RESP,
 };
-use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite};
+use crate::{after, Config, Drop, KeyId, Psk, Rng, Stats, Suite, COOKIE_SECRET_LIFETIME};
+
+/// A cable, as the server tells cables apart: the client's static key and
+/// the cable id it chose. Only the holder of the static secret can
+/// handshake for it, so a holder of the PSK cannot take over another
+/// client's cable by naming its cable id.
+type PeerKey = (PublicKey, KeyId);
 
 /// A peer of the server, stable per key id while the peer exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,9 +39,10 @@ impl fmt::Display for PeerId {
 
 /// Where the server's PSKs come from.
 pub enum KeySource {
-    /// PSK-file mode: one PSK for every key id.
+    /// PSK-file mode: one PSK for every key id and every client identity.
     Psk(Psk),
-    /// Ticket mode: a table filled by [`Server::add_ticket`].
+    /// Ticket mode: a table filled by [`Server::add_ticket`], each ticket
+    /// naming the one client identity that may use it.
     Tickets,
 }
 
@@ -99,19 +113,20 @@ pub enum ServerEvent {
 }
 
 enum Keys {
-    Single(Box<PskKeys>),
-    Tickets(HashMap<KeyId, PskKeys>),
+    Single(Box<Psk>),
+    Tickets(HashMap<KeyId, (Psk, PublicKey)>),
 }
 
 /// A handshake answered with RESP, awaiting the client's first packet.
 struct Pending {
-    key_id: KeyId,
+    key: PeerKey,
     keypair: Keypair,
     created: Duration,
 }
 
 struct Peer {
     key_id: KeyId,
+    identity: PublicKey,
     addr: SocketAddr,
     current: Keypair,
     previous: Option<(Keypair, Duration)>,
@@ -124,14 +139,21 @@ struct Peer {
 pub struct Server {
     config: Config,
     rng: Rng,
+    identity: Identity,
     keys: Keys,
-    /// Greatest INIT timestamp accepted per key id.
-    timestamps: HashMap<KeyId, u64>,
+    mac1: hmac::Key,
+    /// PSK-file mode: the key of KEYREQ/KEYRESP.
+    keyreq: Option<hmac::Key>,
+    cookie_seal: Zeroizing<[u8; 32]>,
+    /// The secret cookies are made with, and when it was drawn.
+    cookie_secret: Option<(hmac::Key, Duration)>,
+    /// Greatest INIT timestamp accepted per cable.
+    timestamps: HashMap<PeerKey, u64>,
     /// Unconfirmed handshakes by our sender index.
     pending: HashMap<u32, Pending>,
-    pending_by_key: HashMap<KeyId, u32>,
+    pending_by_key: HashMap<PeerKey, u32>,
     peers: BTreeMap<PeerId, Peer>,
-    peer_by_key: HashMap<KeyId, PeerId>,
+    peer_by_key: HashMap<PeerKey, PeerId>,
     /// Sender indices of the peers' current and previous keypairs.
     index: HashMap<u32, PeerId>,
     next_peer: u64,
@@ -144,22 +166,36 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server using the system RNG.
-    pub fn new(config: Config, keys: KeySource) -> Server {
-        Server::with_rng(config, keys, Box::new(SystemRandom::new()))
+    /// A server with the long-term `identity`, using the system RNG.
+    pub fn new(config: Config, identity: Identity, keys: KeySource) -> Server {
+        Server::with_rng(config, identity, keys, Box::new(SystemRandom::new()))
     }
 
     /// Like [`Server::new`] with an injected RNG. Every draw fills 32 bytes
     /// (a sender index is the first 4 of them, little-endian).
-    pub fn with_rng(config: Config, keys: KeySource, rng: Rng) -> Server {
-        let keys = match keys {
-            KeySource::Psk(psk) => Keys::Single(Box::new(PskKeys::new(&psk))),
-            KeySource::Tickets => Keys::Tickets(HashMap::new()),
+    pub fn with_rng(config: Config, identity: Identity, keys: KeySource, rng: Rng) -> Server {
+        let public = identity.public();
+        let (keys, mac1, keyreq) = match keys {
+            KeySource::Psk(psk) => {
+                let mac1 = keys::mac1_key(&public, Some(&psk));
+                let keyreq = keys::keyreq_key(&psk);
+                (Keys::Single(Box::new(psk)), mac1, Some(keyreq))
+            }
+            KeySource::Tickets => (
+                Keys::Tickets(HashMap::new()),
+                keys::mac1_key(&public, None),
+                None,
+            ),
         };
         Server {
             config,
             rng,
+            identity,
             keys,
+            mac1,
+            keyreq,
+            cookie_seal: keys::cookie_seal_key(&public),
+            cookie_secret: None,
             timestamps: HashMap::new(),
             pending: HashMap::new(),
             pending_by_key: HashMap::new(),
@@ -174,13 +210,19 @@ impl Server {
         }
     }
 
-    /// Ticket mode: installs (or replaces) the PSK of `key_id`. An existing
-    /// peer of that key id keeps its session keys; the next handshake uses
-    /// the new PSK. Ignored in PSK-file mode.
-    pub fn add_ticket(&mut self, key_id: KeyId, psk: Psk, now: Duration) {
+    /// This server's static public key.
+    pub fn identity(&self) -> PublicKey {
+        self.identity.public()
+    }
+
+    /// Ticket mode: installs (or replaces) the PSK of `key_id`, for the
+    /// client whose static key is `client` only. An existing peer of that
+    /// key id keeps its session keys; the next handshake uses the new PSK.
+    /// Ignored in PSK-file mode.
+    pub fn add_ticket(&mut self, key_id: KeyId, psk: Psk, client: PublicKey, now: Duration) {
         let _ = now;
         if let Keys::Tickets(table) = &mut self.keys {
-            table.insert(key_id, PskKeys::new(&psk));
+            table.insert(key_id, (psk, client));
         }
     }
 
@@ -190,9 +232,10 @@ impl Server {
     /// without the ticket).
     pub fn remove_ticket(&mut self, key_id: &KeyId) {
         if let Keys::Tickets(table) = &mut self.keys {
-            table.remove(key_id);
-            if let Some(idx) = self.pending_by_key.remove(key_id) {
-                self.pending.remove(&idx);
+            if let Some((_, client)) = table.remove(key_id) {
+                if let Some(idx) = self.pending_by_key.remove(&(client, *key_id)) {
+                    self.pending.remove(&idx);
+                }
             }
         }
     }
@@ -232,9 +275,96 @@ impl Server {
     ) -> Result<ServerRecv, Drop> {
         match wire::check_header(datagram)? {
             TYPE_INIT => self.on_init(datagram, from, now, out),
+            TYPE_KEYREQ => self.on_keyreq(datagram, from, out),
             TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => self.on_transport(datagram, from, now, out),
             _ => Err(Drop::BadType),
         }
+    }
+
+    /// PSK-file mode: a client asks for our static key. The answer is no
+    /// longer than the request.
+    fn on_keyreq(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        let key = self.keyreq.as_ref().ok_or(Drop::BadType)?;
+        let p: &[u8; KEYREQ_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        let (head, mac) = p.split_at(36);
+        let mac: &[u8; MAC_LEN] = mac.try_into().map_err(|_| Drop::BadLength)?;
+        if !keys::verify_mac16(key, &[head], mac) {
+            return Err(Drop::BadMac);
+        }
+        let mut resp = [0u8; KEYRESP_LEN];
+        resp[0] = TYPE_KEYRESP;
+        resp[4..36].copy_from_slice(self.identity.public().as_bytes());
+        let mac = keys::mac16(key, &[&head[4..36], &resp[..36]]);
+        resp[36..].copy_from_slice(&mac);
+        out.clear();
+        out.extend_from_slice(&resp);
+        Ok(ServerRecv::Reply(from))
+    }
+
+    /// The cookie of `from`: a MAC of its address under a secret drawn
+    /// afresh every [`COOKIE_SECRET_LIFETIME`].
+    fn cookie(&mut self, from: SocketAddr, now: Duration) -> Option<[u8; MAC_LEN]> {
+        let fresh = self
+            .cookie_secret
+            .as_ref()
+            .is_some_and(|(_, at)| now < after(*at, COOKIE_SECRET_LIFETIME));
+        if !fresh {
+            let mut secret = Zeroizing::new([0u8; 32]);
+            self.rng.fill(&mut secret[..]).ok()?;
+            self.cookie_secret = Some((hmac::Key::new(hmac::HMAC_SHA256, &secret[..]), now));
+        }
+        let (secret, _) = self.cookie_secret.as_ref()?;
+        let (ip, port) = (from.ip(), from.port().to_be_bytes());
+        let ip = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        Some(keys::mac16(secret, &[&ip, &port]))
+    }
+
+    /// Under load: whether the INIT's mac2 is the one `from`'s cookie
+    /// makes.
+    fn mac2_valid(&mut self, p: &[u8; INIT_LEN], from: SocketAddr, now: Duration) -> bool {
+        let Some(cookie) = self.cookie(from, now) else {
+            return false;
+        };
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &cookie);
+        let Ok(mac2) = <&[u8; MAC_LEN]>::try_from(&p[INIT_MAC2_OFFSET..]) else {
+            return false;
+        };
+        keys::verify_mac16(&key, &[&p[..INIT_MAC2_OFFSET]], mac2)
+    }
+
+    /// Writes the COOKIE answering `p` from `from` into `out`.
+    fn write_cookie(
+        &mut self,
+        p: &[u8; INIT_LEN],
+        from: SocketAddr,
+        now: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<ServerRecv, Drop> {
+        let mut cookie = self.cookie(from, now).ok_or(Drop::Internal)?;
+        let mut draw = [0u8; 32];
+        self.rng.fill(&mut draw).map_err(|_| Drop::Internal)?;
+        let nonce: [u8; 12] = draw[..12].try_into().map_err(|_| Drop::Internal)?;
+        let aad = &p[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
+        let tag = keys::cookie_seal(&self.cookie_seal, &nonce, aad, &mut cookie)
+            .ok_or(Drop::Internal)?;
+        let mut c = [0u8; COOKIE_LEN];
+        c[0] = TYPE_COOKIE;
+        c[4..8].copy_from_slice(&p[4..8]);
+        c[8..20].copy_from_slice(&nonce);
+        c[20..36].copy_from_slice(&cookie);
+        c[36..52].copy_from_slice(&tag);
+        out.clear();
+        out.extend_from_slice(&c);
+        self.stats.cookies_sent += 1;
+        Ok(ServerRecv::Reply(from))
     }
 
     fn on_init(
@@ -245,86 +375,104 @@ impl Server {
         out: &mut Vec<u8>,
     ) -> Result<ServerRecv, Drop> {
         let p: &[u8; INIT_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
-        let (head, mac) = p.split_at(INIT_MAC_OFFSET);
-        let mac: &[u8; MAC_LEN] = mac.try_into().map_err(|_| Drop::BadLength)?;
-        let key_id: KeyId = [p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]];
-        let psk_keys = match &self.keys {
-            Keys::Single(k) => k,
-            Keys::Tickets(table) => table.get(&key_id).ok_or(Drop::UnknownKey)?,
-        };
-        if !psk_keys.verify_mac1(head, mac) {
+        let mac1: &[u8; MAC_LEN] = p[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET]
+            .try_into()
+            .map_err(|_| Drop::BadLength)?;
+        // Cheap checks first: mac1 names this server (and, in PSK-file
+        // mode, the PSK); under load the sender must prove its address
+        // with a cookie before any X25519 is done for it.
+        if !keys::verify_mac16(&self.mac1, &[&p[..INIT_MAC1_OFFSET]], mac1) {
             return Err(Drop::BadMac);
+        }
+        if self.pending.len() >= self.config.cookie_threshold && !self.mac2_valid(p, from, now) {
+            return self.write_cookie(p, from, now, out);
         }
         // After mac1: an unauthenticated sender learns nothing of `accept`
         // (and no INIT that fails is ever answered).
         let suite = Suite::from_id(p[SUITE_OFFSET])
             .filter(|s| self.config.accept.contains(*s))
             .ok_or(Drop::BadSuite)?;
-        let timestamp =
-            u64::from_be_bytes([p[48], p[49], p[50], p[51], p[52], p[53], p[54], p[55]]);
-        if let Some(&last) = self.timestamps.get(&key_id) {
+        let mut payload = Zeroizing::new([0u8; INIT_PAYLOAD]);
+        let hs = noise::Responder::read_msg1(
+            &self.identity,
+            &prologue(p),
+            &p[INIT_NOISE_OFFSET..INIT_MAC1_OFFSET],
+            &mut payload[..],
+        )
+        .ok_or(Drop::BadMac)?;
+        let client = hs.remote_static();
+        let key_id: KeyId = payload[..8].try_into().map_err(|_| Drop::BadLength)?;
+        let timestamp = u64::from_be_bytes(payload[8..16].try_into().map_err(|_| Drop::BadLength)?);
+        let psk = match &self.keys {
+            Keys::Single(psk) => psk,
+            Keys::Tickets(table) => {
+                let (psk, owner) = table.get(&key_id).ok_or(Drop::UnknownKey)?;
+                if *owner != client {
+                    return Err(Drop::BadIdentity);
+                }
+                psk
+            }
+        };
+        let key = (client, key_id);
+        if let Some(&last) = self.timestamps.get(&key) {
             if timestamp <= last {
                 return Err(Drop::StaleTimestamp);
             }
         }
-        let replaces = self.pending_by_key.get(&key_id).copied();
+        let replaces = self.pending_by_key.get(&key).copied();
         // A live cable's rekey is never refused for the pending table: INITs
-        // replayed (or made with the key) for other cable ids may fill it,
-        // but not lock out cables that are up. (Bounded: one pending each.)
-        let live = self.peer_by_key.contains_key(&key_id);
+        // replayed (or made with the key) for other cables may fill it, but
+        // not lock out cables that are up. (Bounded: one pending each.)
+        let live = self.peer_by_key.contains_key(&key);
         if replaces.is_none() && !live && self.pending.len() >= self.config.max_pending {
             return Err(Drop::TooManyPending);
         }
-        if !self.peer_by_key.contains_key(&key_id) && self.peers.len() >= self.config.max_peers {
+        if !live && self.peers.len() >= self.config.max_peers {
             return Err(Drop::TooManyPeers);
         }
         let server_index = self.fresh_index(replaces).ok_or(Drop::Internal)?;
-        let (ephemeral, public) = keys::x25519_ephemeral(&*self.rng).ok_or(Drop::Internal)?;
+        let ephemeral = keys::x25519_ephemeral(&*self.rng).ok_or(Drop::Internal)?;
         let mut resp = [0u8; RESP_LEN];
         resp[0] = TYPE_RESP;
         resp[SUITE_OFFSET] = suite.id();
         resp[4..8].copy_from_slice(&server_index.to_le_bytes());
         resp[8..12].copy_from_slice(&p[4..8]);
-        resp[12..44].copy_from_slice(&public);
-        let (resp_head, confirm) = resp.split_at_mut(RESP_MAC_OFFSET);
-        let th = keys::transcript(p, resp_head);
-        let client_public = p.get(16..48).ok_or(Drop::BadLength)?;
-        let session = keys::x25519_agree(&ephemeral, client_public, |dh| {
-            psk_keys.session(suite, dh, &th)
-        })
-        .flatten()
-        .ok_or(Drop::BadKey)?;
-        confirm.copy_from_slice(&session.confirm(&th, resp_head));
+        let head: [u8; RESP_PAYLOAD] = resp[..RESP_NOISE_OFFSET]
+            .try_into()
+            .map_err(|_| Drop::Internal)?;
+        let split = hs
+            .write_msg2(
+                ephemeral,
+                psk.as_bytes(),
+                &head,
+                &mut resp[RESP_NOISE_OFFSET..],
+            )
+            .ok_or(Drop::BadKey)?;
+        let send = keys::transport_key(suite, &split.r2i).ok_or(Drop::Internal)?;
+        let recv = keys::transport_key(suite, &split.i2r).ok_or(Drop::Internal)?;
         let client_index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-        let keypair = Keypair::new(
-            suite,
-            session.s2c,
-            session.c2s,
-            server_index,
-            client_index,
-            now,
-        );
+        let keypair = Keypair::new(suite, send, recv, server_index, client_index, now);
 
         // Commit.
-        self.record_timestamp(key_id, timestamp);
+        self.record_timestamp(key, timestamp);
         if let Some(old) = replaces {
             self.pending.remove(&old);
         }
         self.pending.insert(
             server_index,
             Pending {
-                key_id,
+                key,
                 keypair,
                 created: now,
             },
         );
-        self.pending_by_key.insert(key_id, server_index);
+        self.pending_by_key.insert(key, server_index);
         out.clear();
         out.extend_from_slice(&resp);
         Ok(ServerRecv::Reply(from))
     }
 
-    fn record_timestamp(&mut self, key_id: KeyId, timestamp: u64) {
+    fn record_timestamp(&mut self, key_id: PeerKey, timestamp: u64) {
         if !self.timestamps.contains_key(&key_id) {
             // In PSK-file mode any key id is valid, so bound the table: keep
             // the key ids that have a peer or a pending handshake.
@@ -391,8 +539,11 @@ impl Server {
                 _ => return Err(Drop::UnknownIndex),
             }
         };
-        kp.open(datagram, t.counter, out)?;
-        peer.addr = from;
+        // Only the newest packet moves the peer (roaming): a genuine packet
+        // held back and released later from elsewhere does not.
+        if kp.open(datagram, t.counter, out)? {
+            peer.addr = from;
+        }
         peer.last_recv = now;
         match t.ty {
             TYPE_DATA => Ok(ServerRecv::Frame(id)),
@@ -416,11 +567,12 @@ impl Server {
         let Some(pending) = self.pending.remove(&index) else {
             return Err(Drop::UnknownIndex);
         };
-        let key_id = pending.key_id;
-        if self.pending_by_key.get(&key_id) == Some(&index) {
-            self.pending_by_key.remove(&key_id);
+        let key = pending.key;
+        let (identity, key_id) = key;
+        if self.pending_by_key.get(&key) == Some(&index) {
+            self.pending_by_key.remove(&key);
         }
-        let existing = self.peer_by_key.get(&key_id).copied();
+        let existing = self.peer_by_key.get(&key).copied();
         if ty == TYPE_CLOSE {
             out.clear();
             return match existing {
@@ -472,6 +624,7 @@ impl Server {
             id,
             Peer {
                 key_id,
+                identity,
                 addr: from,
                 current: keypair,
                 previous: None,
@@ -479,7 +632,7 @@ impl Server {
                 last_sent: now,
             },
         );
-        self.peer_by_key.insert(key_id, id);
+        self.peer_by_key.insert(key, id);
         self.index.insert(index, id);
         Ok(if frame {
             ServerRecv::PeerUpFrame(id, key_id, from)
@@ -494,8 +647,9 @@ impl Server {
             if let Some((prev, _)) = &peer.previous {
                 self.index.remove(&prev.local_index);
             }
-            if self.peer_by_key.get(&peer.key_id) == Some(&id) {
-                self.peer_by_key.remove(&peer.key_id);
+            let key = (peer.identity, peer.key_id);
+            if self.peer_by_key.get(&key) == Some(&id) {
+                self.peer_by_key.remove(&key);
             }
         }
     }
@@ -582,8 +736,8 @@ impl Server {
         let pending_by_key = &mut self.pending_by_key;
         self.pending.retain(|idx, p| {
             let keep = now < after(p.created, timeout);
-            if !keep && pending_by_key.get(&p.key_id) == Some(idx) {
-                pending_by_key.remove(&p.key_id);
+            if !keep && pending_by_key.get(&p.key) == Some(idx) {
+                pending_by_key.remove(&p.key);
             }
             keep
         });
@@ -643,9 +797,14 @@ impl Server {
         self.peers.get(&peer).map(|p| p.current.suite)
     }
 
-    /// The peer of `key_id`, if up.
-    pub fn peer_by_key(&self, key_id: &KeyId) -> Option<PeerId> {
-        self.peer_by_key.get(key_id).copied()
+    /// The peer of cable `key_id` from the client `identity`, if up.
+    pub fn peer_by_key(&self, identity: &PublicKey, key_id: &KeyId) -> Option<PeerId> {
+        self.peer_by_key.get(&(*identity, *key_id)).copied()
+    }
+
+    /// The static key of `peer`'s client, as its handshake proved.
+    pub fn peer_identity(&self, peer: PeerId) -> Option<PublicKey> {
+        self.peers.get(&peer).map(|p| p.identity)
     }
 
     /// How many handshakes await confirmation.

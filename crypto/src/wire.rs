@@ -1,4 +1,4 @@
-//! Packet layout constants of `vde-crypto/1` and bounds-safe parsing helpers.
+//! Packet layout constants of `vde-crypto/2` and bounds-safe parsing helpers.
 
 use crate::Drop;
 
@@ -6,22 +6,42 @@ use crate::Drop;
 pub const TYPE_INIT: u8 = 0x01;
 /// Type byte of RESP.
 pub const TYPE_RESP: u8 = 0x02;
+/// Type byte of COOKIE (server -> client, under load).
+pub const TYPE_COOKIE: u8 = 0x03;
 /// Type byte of DATA.
 pub const TYPE_DATA: u8 = 0x04;
 /// Type byte of KEEPALIVE.
 pub const TYPE_KEEPALIVE: u8 = 0x05;
 /// Type byte of CLOSE.
 pub const TYPE_CLOSE: u8 = 0x06;
+/// Type byte of KEYREQ (client -> server, PSK-file mode).
+pub const TYPE_KEYREQ: u8 = 0x07;
+/// Type byte of KEYRESP (server -> client, PSK-file mode).
+pub const TYPE_KEYRESP: u8 = 0x08;
 
+/// Bytes of INIT's encrypted payload: the cable id and the timestamp.
+pub const INIT_PAYLOAD: usize = 16;
+/// Offset of the Noise message in INIT.
+pub const INIT_NOISE_OFFSET: usize = 8;
+/// Offset of mac1 in INIT (mac1 covers the bytes before it).
+pub const INIT_MAC1_OFFSET: usize = INIT_NOISE_OFFSET + crate::noise::msg1_len(INIT_PAYLOAD);
+/// Offset of mac2 in INIT (mac2 covers the bytes before it).
+pub const INIT_MAC2_OFFSET: usize = INIT_MAC1_OFFSET + MAC_LEN;
 /// Length of INIT.
-pub const INIT_LEN: usize = 72;
+pub const INIT_LEN: usize = INIT_MAC2_OFFSET + MAC_LEN;
+/// Bytes of RESP's encrypted payload: a copy of its first 12 bytes.
+pub const RESP_PAYLOAD: usize = 12;
+/// Offset of the Noise message in RESP.
+pub const RESP_NOISE_OFFSET: usize = 12;
 /// Length of RESP.
-pub const RESP_LEN: usize = 60;
-/// Length of the part of INIT covered by mac1.
-pub const INIT_MAC_OFFSET: usize = 56;
-/// Length of the part of RESP covered by confirm (after the transcript).
-pub const RESP_MAC_OFFSET: usize = 44;
-/// Length of the truncated MACs (mac1, confirm).
+pub const RESP_LEN: usize = RESP_NOISE_OFFSET + crate::noise::msg2_len(RESP_PAYLOAD);
+/// Length of COOKIE.
+pub const COOKIE_LEN: usize = 8 + 12 + MAC_LEN + TAG_LEN;
+/// Length of KEYREQ.
+pub const KEYREQ_LEN: usize = 4 + 32 + MAC_LEN;
+/// Length of KEYRESP.
+pub const KEYRESP_LEN: usize = 4 + 32 + MAC_LEN;
+/// Length of the truncated MACs (mac1, mac2, the key request's).
 pub const MAC_LEN: usize = 16;
 /// Length of the transport header (the AAD).
 pub const HEADER_LEN: usize = 16;
@@ -43,7 +63,8 @@ pub(crate) fn check_header(datagram: &[u8]) -> Result<u8, Drop> {
         [ty, r1, r2, r3, ..] => {
             let r1 = match *ty {
                 TYPE_INIT | TYPE_RESP => 0,
-                TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => *r1,
+                TYPE_COOKIE | TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE | TYPE_KEYREQ
+                | TYPE_KEYRESP => *r1,
                 _ => return Err(Drop::BadType),
             };
             if (r1 | *r2 | *r3) != 0 {
