@@ -10,7 +10,8 @@ use ring::test::rand::FixedSliceRandom;
 use crate::keys::{self, Len};
 use crate::wire::REJECT_AFTER_MESSAGES;
 use crate::{
-    Client, ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerRecv, Suite,
+    Client, ClientEvent, ClientRecv, Config, Drop, Identity, KeySource, Psk, Server, ServerAuth,
+    ServerRecv, Suite,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -82,18 +83,79 @@ fn rfc7748_6_1_x25519() {
     let b_pub = hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
     let k = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
 
-    let (a_priv, a_pub_got) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
-    let (b_priv, b_pub_got) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &b }).unwrap();
-    assert_eq!(&a_pub_got[..], &a_pub[..]);
-    assert_eq!(&b_pub_got[..], &b_pub[..]);
-    let ka = keys::x25519_agree(&a_priv, &b_pub, |dh| dh.to_vec()).unwrap();
-    let kb = keys::x25519_agree(&b_priv, &a_pub, |dh| dh.to_vec()).unwrap();
-    assert_eq!(ka, k);
-    assert_eq!(kb, k);
+    let a_priv = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
+    let b_priv = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &b }).unwrap();
+    let a_pub_got = x25519_dalek::PublicKey::from(&a_priv);
+    let b_pub_got = x25519_dalek::PublicKey::from(&b_priv);
+    assert_eq!(&a_pub_got.as_bytes()[..], &a_pub[..]);
+    assert_eq!(&b_pub_got.as_bytes()[..], &b_pub[..]);
+    let ka = a_priv.diffie_hellman(&b_pub_got);
+    let kb = b_priv.diffie_hellman(&a_pub_got);
+    assert_eq!(&ka.as_bytes()[..], &k[..]);
+    assert_eq!(&kb.as_bytes()[..], &k[..]);
+    // The same key pair as an identity.
+    let id = Identity::from_bytes(a[..].try_into().unwrap());
+    assert_eq!(&id.public().as_bytes()[..], &a_pub[..]);
 
-    // A low-order point (all zeros) is refused.
-    let (c_priv, _) = keys::x25519_ephemeral(&FixedSliceRandom { bytes: &a }).unwrap();
-    assert!(keys::x25519_agree(&c_priv, &[0u8; 32], |dh| dh.to_vec()).is_none());
+    // A low-order point (all zeros) gives a non-contributory result, which
+    // the handshake refuses (`noise::dh`).
+    let low = a_priv.diffie_hellman(&x25519_dalek::PublicKey::from([0u8; 32]));
+    assert!(!low.was_contributory());
+}
+
+#[test]
+fn mac1_key_names_the_server_and_the_psk() {
+    // SHA-256("vde-crypto/2 mac1" || server static || psk), as an HMAC key.
+    let server = Identity::from_bytes([0x5e; 32]).public();
+    let psk = Psk::from_bytes([0x11; 32]);
+    let msg = b"an INIT's first 120 bytes";
+    let want = keys::sha256(&[b"vde-crypto/2 mac1", server.as_bytes(), psk.as_bytes()]);
+    let want = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &want);
+    let mac = keys::mac16(&keys::mac1_key(&server, Some(&psk)), &[msg]);
+    assert_eq!(mac, keys::mac16(&want, &[msg]));
+    // Ticket mode: the server's key alone.
+    let want = keys::sha256(&[b"vde-crypto/2 mac1", server.as_bytes()]);
+    let want = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &want);
+    assert_eq!(
+        keys::mac16(&keys::mac1_key(&server, None), &[msg]),
+        keys::mac16(&want, &[msg])
+    );
+    // Another server, or another PSK, gives another mac1.
+    let other = Identity::from_bytes([0x77; 32]).public();
+    assert_ne!(
+        mac,
+        keys::mac16(&keys::mac1_key(&other, Some(&psk)), &[msg])
+    );
+    assert_ne!(
+        mac,
+        keys::mac16(
+            &keys::mac1_key(&server, Some(&Psk::from_bytes([0x12; 32]))),
+            &[msg]
+        )
+    );
+}
+
+#[test]
+fn cookie_seal_opens_only_with_its_aad() {
+    let server = Identity::from_bytes([0x5e; 32]).public();
+    let key = keys::cookie_seal_key(&server);
+    assert_eq!(
+        *key,
+        keys::sha256(&[b"vde-crypto/2 cookie", server.as_bytes()])
+    );
+    let nonce = [3u8; 12];
+    let cookie = [0xabu8; 16];
+    let mut sealed = cookie;
+    let tag = keys::cookie_seal(&key, &nonce, b"mac1 of the INIT", &mut sealed).unwrap();
+    assert_ne!(sealed, cookie);
+    let mut c = sealed;
+    assert!(keys::cookie_open(&key, &nonce, b"mac1 of the INIT", &mut c, &tag).is_some());
+    assert_eq!(c, cookie);
+    let mut c = sealed;
+    assert!(keys::cookie_open(&key, &nonce, b"mac1 of another", &mut c, &tag).is_none());
+    let other = keys::cookie_seal_key(&Identity::from_bytes([0x77; 32]).public());
+    let mut c = sealed;
+    assert!(keys::cookie_open(&other, &nonce, b"mac1 of the INIT", &mut c, &tag).is_none());
 }
 
 #[test]
@@ -158,8 +220,14 @@ fn addr() -> SocketAddr {
 fn connected(config: Config) -> (Client, Server, crate::PeerId) {
     let psk = Psk::from_bytes([9; 32]);
     let now = Duration::ZERO;
-    let mut client = Client::new(config.clone(), [1; 8], psk.clone(), 1, now);
-    let mut server = Server::new(config, KeySource::Psk(psk));
+    let server_id = Identity::from_bytes([0x5e; 32]);
+    let auth = ServerAuth::Psk {
+        known: Some(server_id.public()),
+        pin: None,
+    };
+    let client_id = Identity::from_bytes([0xc1; 32]);
+    let mut client = Client::new(config.clone(), client_id, auth, [1; 8], psk.clone(), 1, now);
+    let mut server = Server::new(config, server_id, KeySource::Psk(psk));
     let mut buf = Vec::new();
     let mut out = Vec::new();
     assert_eq!(client.poll(now, &mut buf), Some(ClientEvent::Send));

@@ -6,10 +6,14 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{client_addr, psk, TestRng, KEY_ID, WALL};
+use common::{
+    client_addr, client_identity, client_pub, new_client, new_server, open_init, psk, psk_auth,
+    server_pub, ticket_auth, TestRng, KEY_ID, WALL,
+};
+use vde_crypto::wire::{INIT_LEN, INIT_MAC2_OFFSET, RESP_LEN};
 use vde_crypto::{
-    Client, ClientEvent, ClientRecv, Config, Drop, KeyId, KeySource, PeerId, Psk, Server,
-    ServerRecv, Suite, Suites,
+    Client, ClientEvent, ClientRecv, Config, Drop, Identity, KeyId, KeySource, PeerId, Psk, Server,
+    ServerAuth, ServerRecv, Suite, Suites,
 };
 
 const T0: Duration = Duration::from_secs(50);
@@ -18,24 +22,38 @@ fn from() -> SocketAddr {
     client_addr()
 }
 
+/// A PSK-file-mode client that knows the server's key.
 fn client(config: &Config) -> Client {
-    Client::new(config.clone(), KEY_ID, psk(), WALL, T0)
+    new_client(config, psk_auth(), KEY_ID, T0)
+}
+
+/// A ticket-mode client (the server's key came with the ticket).
+fn ticket_client(config: &Config) -> Client {
+    new_client(config, ticket_auth(), KEY_ID, T0)
 }
 
 fn psk_server(config: &Config) -> Server {
-    Server::new(config.clone(), KeySource::Psk(psk()))
+    new_server(config, KeySource::Psk(psk()))
 }
 
 fn ticket_server(config: &Config) -> Server {
-    let mut s = Server::new(config.clone(), KeySource::Tickets);
-    s.add_ticket(KEY_ID, psk(), T0);
+    let mut s = new_server(config, KeySource::Tickets);
+    s.add_ticket(KEY_ID, psk(), client_pub(), T0);
     s
+}
+
+/// Both kinds of server, each with a client that can talk to it.
+fn server_client_pairs(config: &Config) -> [(Server, Client); 2] {
+    [
+        (psk_server(config), client(config)),
+        (ticket_server(config), ticket_client(config)),
+    ]
 }
 
 fn init_of(c: &mut Client, now: Duration) -> Vec<u8> {
     let mut init = Vec::new();
     assert_eq!(c.poll(now, &mut init), Some(ClientEvent::Send));
-    assert_eq!(init.len(), 72);
+    assert_eq!(init.len(), INIT_LEN);
     init
 }
 
@@ -82,11 +100,13 @@ fn flips(len: usize) -> impl Iterator<Item = (usize, u8)> {
 #[test]
 fn every_bit_flip_of_init_is_rejected() {
     let config = Config::default();
-    for mut server in [psk_server(&config), ticket_server(&config)] {
-        let mut c = client(&config);
+    for (mut server, mut c) in server_client_pairs(&config) {
         let init = init_of(&mut c, T0);
         let mut out = Vec::new();
-        for (i, bit) in flips(init.len()) {
+        // Every byte up to mac2. (mac2 is only looked at under load, where a
+        // wrong one gets a COOKIE instead of a RESP: see
+        // `attacks::cookies_under_load`.)
+        for (i, bit) in flips(INIT_MAC2_OFFSET) {
             let mut bad = init.clone();
             bad[i] ^= bit;
             let r = server.receive(&bad, from(), T0, &mut out);
@@ -99,7 +119,7 @@ fn every_bit_flip_of_init_is_rejected() {
         }
         assert_eq!(server.pending_handshakes(), 0);
         assert_eq!(server.stats().packets_out, 0);
-        assert_eq!(server.stats().dropped_total(), 72 * 8);
+        assert_eq!(server.stats().dropped_total(), INIT_MAC2_OFFSET as u64 * 8);
         // The genuine one still works.
         assert!(matches!(
             server.receive(&init, from(), T0, &mut out),
@@ -112,16 +132,17 @@ fn every_bit_flip_of_init_is_rejected() {
 fn every_bit_flip_of_resp_is_rejected() {
     for suite in Suite::ALL {
         let config = proposing(suite);
-        for (i, bit) in flips(60) {
-            // A forged RESP with the right receiver index spends the client's
-            // ephemeral key, so each flip gets a fresh handshake.
-            let mut c = client(&config);
-            let mut s = psk_server(&config);
-            let init = init_of(&mut c, T0);
-            let mut resp = Vec::new();
-            s.receive(&init, from(), T0, &mut resp).unwrap();
-            assert_eq!(resp.len(), 60);
-            assert_eq!(resp[1], suite.id());
+        // One handshake for all the flips: a RESP that does not verify
+        // leaves the client's handshake state (its ephemeral key) as it was,
+        // so the genuine RESP still completes after all of them.
+        let mut c = client(&config);
+        let mut s = psk_server(&config);
+        let init = init_of(&mut c, T0);
+        let mut resp = Vec::new();
+        s.receive(&init, from(), T0, &mut resp).unwrap();
+        assert_eq!(resp.len(), RESP_LEN);
+        assert_eq!(resp[1], suite.id());
+        for (i, bit) in flips(RESP_LEN) {
             let mut bad = resp.clone();
             bad[i] ^= bit;
             let mut out = Vec::new();
@@ -137,6 +158,10 @@ fn every_bit_flip_of_resp_is_rejected() {
             // It owes nothing to anyone except, later, a retransmitted INIT.
             assert_eq!(c.poll(T0, &mut out), None);
         }
+        assert_eq!(c.stats().dropped_total(), RESP_LEN as u64 * 8);
+        let mut out = Vec::new();
+        assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+        assert_eq!(c.suite(), Some(suite));
     }
 }
 
@@ -316,17 +341,62 @@ fn older_than_window_is_rejected() {
 #[test]
 fn wrong_psk_is_bad_mac() {
     let config = Config::default();
-    let mut c = Client::new(config.clone(), KEY_ID, Psk::from_bytes([1; 32]), WALL, T0);
-    let init = init_of(&mut c, T0);
+    let wrong = |auth: ServerAuth| {
+        Client::new(
+            config.clone(),
+            client_identity(),
+            auth,
+            KEY_ID,
+            Psk::from_bytes([1; 32]),
+            WALL,
+            T0,
+        )
+    };
     let mut out = Vec::new();
-    for mut s in [psk_server(&config), ticket_server(&config)] {
+    // PSK-file mode: mac1 is keyed by the PSK, so the server drops the INIT
+    // before any X25519.
+    let mut c = wrong(psk_auth());
+    let init = init_of(&mut c, T0);
+    let mut s = psk_server(&config);
+    assert_eq!(s.receive(&init, from(), T0, &mut out), Err(Drop::BadMac));
+    assert_eq!(s.stats().count(Drop::BadMac), 1);
+    assert!(out.is_empty());
+    assert_eq!(s.pending_handshakes(), 0);
+    // Ticket mode: mac1 names the server only, and the INIT does come from
+    // the identity the ticket names, so the server answers; the PSK enters
+    // in RESP (IKpsk2), which the client with the wrong PSK cannot verify.
+    let mut c = wrong(ticket_auth());
+    let init = init_of(&mut c, T0);
+    let mut s = ticket_server(&config);
+    assert_eq!(
+        s.receive(&init, from(), T0, &mut out),
+        Ok(ServerRecv::Reply(from()))
+    );
+    let resp = out.clone();
+    assert_eq!(c.receive(&resp, T0, &mut out), Err(Drop::BadMac));
+    assert!(!c.is_up());
+    assert_eq!(s.peers().count(), 0);
+    // An INIT for another server's key (mac1 names the responder) is
+    // dropped by both kinds of server.
+    let other = Identity::from_bytes([0x77; 32]).public();
+    for (mut s, auth) in [
+        (
+            psk_server(&config),
+            ServerAuth::Psk {
+                known: Some(other),
+                pin: None,
+            },
+        ),
+        (ticket_server(&config), ServerAuth::Ticket(other)),
+    ] {
+        let mut c = new_client(&config, auth, KEY_ID, T0);
+        let init = init_of(&mut c, T0);
         assert_eq!(s.receive(&init, from(), T0, &mut out), Err(Drop::BadMac));
-        assert_eq!(s.stats().count(Drop::BadMac), 1);
         assert!(out.is_empty());
         assert_eq!(s.pending_handshakes(), 0);
     }
     // Unknown key id in ticket mode.
-    let mut c = Client::new(config.clone(), *b"someone!", psk(), WALL, T0);
+    let mut c = new_client(&config, ticket_auth(), *b"someone!", T0);
     let init = init_of(&mut c, T0);
     let mut s = ticket_server(&config);
     assert_eq!(
@@ -334,7 +404,7 @@ fn wrong_psk_is_bad_mac() {
         Err(Drop::UnknownKey)
     );
     s.remove_ticket(&KEY_ID);
-    let mut c = client(&config);
+    let mut c = ticket_client(&config);
     let init = init_of(&mut c, T0);
     assert_eq!(
         s.receive(&init, from(), T0, &mut out),
@@ -354,8 +424,11 @@ fn suite_outside_the_accept_set_gets_no_resp() {
             accept,
             ..Config::default()
         };
-        for mut s in [psk_server(&server_config), ticket_server(&server_config)] {
-            let mut c = client(&proposing(proposed));
+        let client_config = proposing(proposed);
+        for (mut s, mut c) in [
+            (psk_server(&server_config), client(&client_config)),
+            (ticket_server(&server_config), ticket_client(&client_config)),
+        ] {
             let mut out = Vec::new();
             let mut now = T0;
             for k in 1..=3 {
@@ -430,7 +503,7 @@ fn one_server_serves_both_suites_at_once() {
         .enumerate()
         .map(|(i, &suite)| {
             let kid: KeyId = [b'k', i as u8, 0, 0, 0, 0, 0, 0];
-            Client::new(proposing(suite), kid, psk(), WALL, T0)
+            new_client(&proposing(suite), psk_auth(), kid, T0)
         })
         .collect();
     // Both handshakes interleaved: both INITs, then both RESPs.
@@ -498,7 +571,7 @@ fn garbage_never_panics_and_allocates_nothing() {
     let mut fresh_client = client(&config);
     let _ = init_of(&mut fresh_client, T0); // a handshake in flight
     let mut out = Vec::new();
-    let types = [0x01u8, 0x02, 0x04, 0x05, 0x06];
+    let types = [0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
     for len in 0..200usize {
         for iter in 0..60 {
             let mut g = vec![0u8; len];
@@ -572,25 +645,40 @@ fn replayed_init_gets_no_second_resp() {
     );
     assert_eq!(s.stats().count(Drop::StaleTimestamp), 3);
     assert_eq!(s.stats().packets_out, 2);
-    // ...and timestamps keep increasing even if the clock does not.
-    let mut c2 = Client::new(config.clone(), KEY_ID, psk(), WALL, T0);
+    // ...and timestamps follow the wall clock and keep increasing even if
+    // the clock does not. (They travel encrypted: only the server, with its
+    // static key, reads them.)
+    let mut c2 = client(&config);
     let i1 = init_of(&mut c2, T0);
     let i2 = init_of(&mut c2, T0 + config.handshake_retry);
-    let ts = |i: &[u8]| u64::from_be_bytes(i[48..56].try_into().unwrap());
+    // A new key makes a new handshake at once, at the same instant.
+    c2.set_key(KEY_ID, psk(), psk_auth());
+    let i3 = init_of(&mut c2, T0 + config.handshake_retry);
+    let ts = |i: &[u8]| {
+        let (who, kid, ts) = open_init(i).expect("the server opens it");
+        assert_eq!((who, kid), (client_pub(), KEY_ID));
+        ts
+    };
     assert_eq!(ts(&i1), WALL);
     assert_eq!(ts(&i2), WALL + config.handshake_retry.as_nanos() as u64);
+    assert_eq!(ts(&i3), ts(&i2) + 1);
 }
 
 #[test]
 fn init_flood_respects_max_pending() {
-    let config = Config::default();
+    // Cookies never kick in here (see `attacks::cookies_under_load`): this
+    // is about the bound itself, which holds for INITs with valid cookies.
+    let config = Config {
+        cookie_threshold: usize::MAX,
+        ..Config::default()
+    };
     let mut s = psk_server(&config);
     let mut out = Vec::new();
     let mut replies = 0;
     let mut clients: Vec<Client> = (0..200u64)
         .map(|i| {
             let kid: KeyId = i.to_le_bytes();
-            Client::new(config.clone(), kid, psk(), WALL, T0)
+            new_client(&config, psk_auth(), kid, T0)
         })
         .collect();
     for c in clients.iter_mut() {
@@ -635,7 +723,7 @@ fn max_peers_respected() {
     let mut out = Vec::new();
     let mut up = 0;
     for i in 0..5u64 {
-        let mut c = Client::new(config.clone(), i.to_le_bytes(), psk(), WALL, T0);
+        let mut c = new_client(&config, psk_auth(), i.to_le_bytes(), T0);
         let init = init_of(&mut c, T0);
         match s.receive(&init, from(), T0, &mut out) {
             Ok(ServerRecv::Reply(_)) => {

@@ -4,10 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{psk, Ev, Net, KEY_ID, MS};
+use common::{client_pub, new_server, psk, ticket_auth, Ev, Net, KEY_ID, MS};
 use vde_crypto::{
-    ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerEvent, ServerRecv, Suite,
-    Suites,
+    ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, ServerEvent, ServerRecv, Suite, Suites,
 };
 
 fn up(net: &Net) -> bool {
@@ -30,7 +29,7 @@ fn handshake_frames_and_keepalives() {
         assert_eq!(net.server.peer_suite(peer), Some(suite));
         let (_, kid, addr) = net.server.peers().next().unwrap();
         assert_eq!((kid, addr), (KEY_ID, net.addr));
-        assert_eq!(net.server.peer_by_key(&KEY_ID), Some(peer));
+        assert_eq!(net.server.peer_by_key(&client_pub(), &KEY_ID), Some(peer));
 
         for i in 0..50u32 {
             let frame = vec![i as u8; i as usize * 30];
@@ -158,12 +157,12 @@ fn server_restart_needs_a_new_ticket() {
     assert_eq!(net.client.failed_attempts(), 3);
     assert_eq!(net.server.stats().packets_out, 0);
 
-    net.server.add_ticket(KEY_ID, psk(), net.now);
+    net.server.add_ticket(KEY_ID, psk(), client_pub(), net.now);
     net.run_until(Duration::from_secs(1), up);
     assert_eq!(net.client.failed_attempts(), 0);
 
     // The server restarts: tickets and sessions are gone.
-    net.server = Server::new(config.clone(), KeySource::Tickets);
+    net.server = new_server(&config, KeySource::Tickets);
     let restart = net.now;
     net.run_until(Duration::from_secs(3), |n| !n.client.is_up());
     assert!(net.server.stats().count(Drop::UnknownIndex) > 0);
@@ -177,7 +176,7 @@ fn server_restart_needs_a_new_ticket() {
     assert_eq!(net.server.pending_handshakes(), 0);
 
     // The IO shell refreshes the ticket (same key id and PSK here).
-    net.server.add_ticket(KEY_ID, psk(), net.now);
+    net.server.add_ticket(KEY_ID, psk(), client_pub(), net.now);
     net.run_until(Duration::from_secs(1), up);
     assert_eq!(net.client.failed_attempts(), 0);
     assert!(net.now - restart < Duration::from_secs(8));
@@ -189,10 +188,11 @@ fn set_key_after_failures() {
     let mut net = Net::new(config, KeySource::Tickets);
     let new_id = *b"cable-02";
     let new_psk = Psk::from_bytes([0x77; 32]);
-    net.server.add_ticket(new_id, new_psk.clone(), net.now);
+    net.server
+        .add_ticket(new_id, new_psk.clone(), client_pub(), net.now);
     net.run(Duration::from_millis(2100));
     assert_eq!(net.client.failed_attempts(), 4);
-    net.client.set_key(new_id, new_psk);
+    net.client.set_key(new_id, new_psk, ticket_auth());
     assert_eq!(net.client.failed_attempts(), 0);
     assert_eq!(net.client.key_id(), new_id);
     net.run_until(Duration::from_millis(5), up);
@@ -678,14 +678,14 @@ fn keypair_expires_when_the_server_lost_the_ticket() {
         ..Config::default()
     };
     let mut net = Net::new(config.clone(), KeySource::Tickets);
-    net.server.add_ticket(KEY_ID, psk(), net.now);
+    net.server.add_ticket(KEY_ID, psk(), client_pub(), net.now);
     expiry_test(
         config,
         net,
         |net| net.server.remove_ticket(&KEY_ID),
         |net| {
             let now = net.now;
-            net.server.add_ticket(KEY_ID, psk(), now)
+            net.server.add_ticket(KEY_ID, psk(), client_pub(), now)
         },
     );
 }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use vde_crypto::{
-    Client, ClientEvent, ClientRecv, Config, Drop, KeyId, KeySource, PeerId, Psk, Server,
-    ServerEvent, ServerRecv,
+    Client, ClientEvent, ClientRecv, Config, Drop, Identity, KeyId, KeySource, PeerId, Psk,
+    PublicKey, Server, ServerAuth, ServerEvent, ServerRecv,
 };
 
 /// xorshift64*: reproducible test data (not for keys).
@@ -50,6 +50,83 @@ pub fn psk() -> Psk {
     Psk::from_bytes([0x5a; 32])
 }
 
+/// The test client's long-term identity.
+pub fn client_identity() -> Identity {
+    Identity::from_bytes([0xc1; 32])
+}
+
+/// The test server's long-term identity.
+pub fn server_identity() -> Identity {
+    Identity::from_bytes([0x5e; 32])
+}
+
+/// The test client's public key.
+pub fn client_pub() -> PublicKey {
+    client_identity().public()
+}
+
+/// The test server's public key.
+pub fn server_pub() -> PublicKey {
+    server_identity().public()
+}
+
+/// PSK-file mode with the server's key configured (no KEYREQ round).
+pub fn psk_auth() -> ServerAuth {
+    ServerAuth::Psk {
+        known: Some(server_pub()),
+        pin: None,
+    }
+}
+
+/// Ticket (ssh) mode: the server's key came with the ticket.
+pub fn ticket_auth() -> ServerAuth {
+    ServerAuth::Ticket(server_pub())
+}
+
+/// How a client talks to a server of `keys`.
+pub fn auth_for(keys: &KeySource) -> ServerAuth {
+    match keys {
+        KeySource::Psk(_) => psk_auth(),
+        KeySource::Tickets => ticket_auth(),
+    }
+}
+
+/// The test client (identity 0xc1) for cable `key_id`, at `now`.
+pub fn new_client(config: &Config, auth: ServerAuth, key_id: KeyId, now: Duration) -> Client {
+    Client::new(
+        config.clone(),
+        client_identity(),
+        auth,
+        key_id,
+        psk(),
+        WALL,
+        now,
+    )
+}
+
+/// The test server (identity 0x5e).
+pub fn new_server(config: &Config, keys: KeySource) -> Server {
+    Server::new(config.clone(), server_identity(), keys)
+}
+
+/// Opens an INIT as the test server does (the Noise message to its static
+/// key): the client's static key, the cable id and the timestamp inside.
+pub fn open_init(init: &[u8]) -> Option<(PublicKey, KeyId, u64)> {
+    use vde_crypto::wire::{INIT_MAC1_OFFSET, INIT_NOISE_OFFSET, INIT_PAYLOAD};
+    let mut prologue = vde_crypto::PROTOCOL.as_bytes().to_vec();
+    prologue.extend_from_slice(init.get(..INIT_NOISE_OFFSET)?);
+    let mut payload = [0u8; INIT_PAYLOAD];
+    let r = vde_crypto::noise::Responder::read_msg1(
+        &server_identity(),
+        &prologue,
+        init.get(INIT_NOISE_OFFSET..INIT_MAC1_OFFSET)?,
+        &mut payload,
+    )?;
+    let key_id: KeyId = payload[..8].try_into().ok()?;
+    let ts = u64::from_be_bytes(payload[8..].try_into().ok()?);
+    Some((r.remote_static(), key_id, ts))
+}
+
 pub fn client_addr() -> SocketAddr {
     "198.51.100.7:40000".parse().unwrap()
 }
@@ -87,10 +164,11 @@ pub struct Net {
 impl Net {
     pub fn new(config: Config, keys: KeySource) -> Net {
         let now = Duration::from_secs(100);
+        let auth = auth_for(&keys);
         Net {
             now,
-            client: Client::new(config.clone(), KEY_ID, psk(), WALL, now),
-            server: Server::new(config, keys),
+            client: new_client(&config, auth, KEY_ID, now),
+            server: new_server(&config, keys),
             addr: client_addr(),
             link: true,
             drop_inits: false,
