@@ -1,8 +1,12 @@
-//! Protocol-level known-answer test: with fixed RNGs, INIT, RESP, the first
-//! KEEPALIVE and DATA in both directions are byte-exact, for both suites,
-//! against values recomputed here straight from the ring primitives and the
-//! spec. Also handshake messages crafted by hand with valid MACs but
-//! unacceptable suites.
+//! Protocol-level known-answer tests of `vde-crypto/2`: with fixed RNGs,
+//! INIT, RESP, the first KEEPALIVE and DATA in both directions are
+//! byte-exact, for both suites, against packets built here by hand from
+//! the spec: the Noise IKpsk2 messages from `vde_crypto::noise` (checked
+//! against the cacophony vector in the crate), everything around them (the
+//! cleartext headers, the prologue, the payloads, mac1, mac2, the transport
+//! keys and packets) straight from the ring primitives. Also KEYREQ,
+//! KEYRESP and COOKIE byte-exact, and handshake messages crafted by hand
+//! with valid MACs but unacceptable suites.
 #![allow(deprecated)] // ring::test::rand::FixedSliceRandom
 
 use std::net::SocketAddr;
@@ -11,10 +15,12 @@ use std::time::Duration;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use ring::test::rand::FixedSliceRandom;
 use ring::{digest, hkdf, hmac};
+use vde_crypto::noise::{msg1_len, msg2_len, Initiator, Responder};
 use vde_crypto::{
-    Client, ClientEvent, ClientRecv, Config, Drop, KeySource, Psk, Server, ServerRecv, Suite,
-    Suites,
+    Client, ClientEvent, ClientRecv, Config, Drop, Identity, KeySource, Psk, PublicKey, Server,
+    ServerAuth, ServerRecv, Suite, Suites,
 };
+use x25519_dalek::StaticSecret;
 
 // RFC 7748 §6.1: the fixed RNGs hand out these as the ephemeral private keys
 // (and their first 4 bytes as the sender indices).
@@ -23,7 +29,10 @@ const ALICE_PUB: [u8; 32] =
     hexa("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
 const BOB: [u8; 32] = hexa("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
 const BOB_PUB: [u8; 32] = hexa("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
-const SHARED: [u8; 32] = hexa("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+
+/// The static secrets of the client and the server.
+const CLIENT_S: [u8; 32] = [0xc1; 32];
+const SERVER_S: [u8; 32] = [0x5e; 32];
 
 const fn hexa(s: &str) -> [u8; 32] {
     const fn nib(c: u8) -> u8 {
@@ -59,6 +68,14 @@ fn expand(prk: &hkdf::Prk, info: &[u8]) -> [u8; 32] {
     out
 }
 
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.finish().as_ref().try_into().unwrap()
+}
+
 fn hmac16(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     let mut ctx = hmac::Context::with_key(&key);
@@ -75,6 +92,22 @@ fn algorithm(suite_id: u8) -> &'static aead::Algorithm {
         0x01 => &AES_256_GCM,
         _ => panic!("suite id {suite_id}"),
     }
+}
+
+/// The spec's name of a suite id (the `info` of its transport keys).
+fn suite_name(suite_id: u8) -> &'static [u8] {
+    match suite_id {
+        0x00 => b"chacha20-poly1305",
+        0x01 => b"aes-256-gcm",
+        _ => panic!("suite id {suite_id}"),
+    }
+}
+
+/// A transport key: HKDF-SHA256(salt "vde-crypto/2 transport", ikm = one
+/// direction of the split, info = the suite's name).
+fn transport_key(split: &[u8; 32], suite_id: u8) -> [u8; 32] {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/2 transport").extract(split);
+    expand(&prk, suite_name(suite_id))
 }
 
 fn transport(
@@ -112,14 +145,29 @@ fn from() -> SocketAddr {
     "203.0.113.5:7000".parse().unwrap()
 }
 
-/// The client (ALICE's RNG) proposing `suite`, at `now`.
-fn kat_client(suite: Suite, now: Duration) -> Client {
+fn client_id() -> Identity {
+    Identity::from_bytes(CLIENT_S)
+}
+
+fn server_id() -> Identity {
+    Identity::from_bytes(SERVER_S)
+}
+
+fn server_pub() -> PublicKey {
+    server_id().public()
+}
+
+/// The client (ALICE's RNG) proposing `suite`, at `now`, knowing the
+/// server's key (`known`) or not.
+fn kat_client_with(suite: Suite, now: Duration, known: Option<PublicKey>) -> Client {
     let config = Config {
         suite,
         ..Config::default()
     };
     Client::with_rng(
         config,
+        client_id(),
+        ServerAuth::Psk { known, pin: None },
         KEY_ID,
         Psk::from_bytes(PSK),
         WALL,
@@ -128,93 +176,127 @@ fn kat_client(suite: Suite, now: Duration) -> Client {
     )
 }
 
-/// The server (BOB's RNG) accepting `accept`.
-fn kat_server(accept: Suites) -> Server {
+fn kat_client(suite: Suite, now: Duration) -> Client {
+    kat_client_with(suite, now, Some(server_pub()))
+}
+
+/// The server (BOB's RNG) accepting `accept`, with `cookie_threshold`.
+fn kat_server_with(accept: Suites, cookie_threshold: usize) -> Server {
     let config = Config {
         accept,
+        cookie_threshold,
         ..Config::default()
     };
     Server::with_rng(
         config,
+        server_id(),
         KeySource::Psk(Psk::from_bytes(PSK)),
         Box::new(FixedSliceRandom { bytes: &BOB }),
     )
 }
 
-/// mac1_key and ck of `PSK`, by hand.
-fn psk_keys() -> ([u8; 32], [u8; 32]) {
-    let ck0 = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/1").extract(&PSK);
-    (expand(&ck0, b"mac1"), expand(&ck0, b"ck"))
+fn kat_server(accept: Suites) -> Server {
+    kat_server_with(accept, Config::default().cookie_threshold)
 }
 
-/// An INIT by hand: ALICE's index and key, suite byte `suite_id`.
+/// mac1's key in PSK-file mode: SHA-256("vde-crypto/2 mac1" || server
+/// static public key || PSK).
+fn mac1_key() -> [u8; 32] {
+    sha256(&[b"vde-crypto/2 mac1", server_pub().as_bytes(), &PSK])
+}
+
+/// The prologue: the protocol name and INIT's cleartext header.
+fn prologue(init: &[u8]) -> Vec<u8> {
+    [&b"vde-crypto/2"[..], &init[..8]].concat()
+}
+
+/// An INIT by hand: ALICE's index and ephemeral key, suite byte
+/// `suite_id`, the cable id and `timestamp` encrypted to the server, mac1,
+/// mac2 zero (no cookie).
 fn hand_init(suite_id: u8, timestamp: u64) -> Vec<u8> {
-    let (mac1_key, _) = psk_keys();
     let mut init = vec![0x01, suite_id, 0, 0];
     init.extend_from_slice(&ALICE[..4]); // sender index, LE of the draw
-    init.extend_from_slice(&KEY_ID);
-    init.extend_from_slice(&ALICE_PUB);
-    init.extend_from_slice(&timestamp.to_be_bytes());
-    let mac1 = hmac16(&mac1_key, &[&init]);
+    let mut payload = KEY_ID.to_vec();
+    payload.extend_from_slice(&timestamp.to_be_bytes());
+    let mut msg = vec![0u8; msg1_len(payload.len())];
+    Initiator::write_msg1(
+        &client_id(),
+        &server_pub(),
+        &prologue(&init),
+        StaticSecret::from(ALICE),
+        &payload,
+        &mut msg,
+    )
+    .unwrap();
+    // The Noise message starts with the ephemeral public key in clear.
+    assert_eq!(msg[..32], ALICE_PUB);
+    init.extend_from_slice(&msg);
+    assert_eq!(init.len(), 120);
+    let mac1 = hmac16(&mac1_key(), &[&init]);
     init.extend_from_slice(&mac1);
-    assert_eq!(init.len(), 72);
+    init.extend_from_slice(&[0u8; 16]);
+    assert_eq!(init.len(), 152);
     init
 }
 
-/// A RESP by hand to `init`: BOB's index and key, suite byte `suite_id`,
-/// with a valid confirm. Also returns (c2s, s2c).
+/// A RESP by hand to `init`: BOB's index and ephemeral key, suite byte
+/// `suite_id`, its first 12 bytes as the encrypted payload. Also returns
+/// the split (i2r, r2i).
 fn hand_resp(init: &[u8], suite_id: u8) -> (Vec<u8>, [u8; 32], [u8; 32]) {
-    let (_, ck) = psk_keys();
+    let mut payload = [0u8; 16];
+    let responder =
+        Responder::read_msg1(&server_id(), &prologue(init), &init[8..120], &mut payload).unwrap();
+    assert_eq!(payload[..8], KEY_ID);
+    assert_eq!(responder.remote_static(), client_id().public());
     let mut resp = vec![0x02, suite_id, 0, 0];
     resp.extend_from_slice(&BOB[..4]);
     resp.extend_from_slice(&init[4..8]);
-    resp.extend_from_slice(&BOB_PUB);
-    let mut th_ctx = digest::Context::new(&digest::SHA256);
-    th_ctx.update(init);
-    th_ctx.update(&resp);
-    let th = th_ctx.finish();
-    let mut ikm = SHARED.to_vec();
-    ikm.extend_from_slice(th.as_ref());
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &ck).extract(&ikm);
-    let confirm_key = expand(&prk, b"confirm");
-    let c2s = expand(&prk, b"c2s");
-    let s2c = expand(&prk, b"s2c");
-    let confirm = hmac16(&confirm_key, &[th.as_ref(), &resp]);
-    resp.extend_from_slice(&confirm);
-    assert_eq!(resp.len(), 60);
-    (resp, c2s, s2c)
+    let mut msg = vec![0u8; msg2_len(12)];
+    let split = responder
+        .write_msg2(StaticSecret::from(BOB), &PSK, &resp[..12], &mut msg)
+        .unwrap();
+    assert_eq!(msg[..32], BOB_PUB);
+    resp.extend_from_slice(&msg);
+    assert_eq!(resp.len(), 72);
+    (resp, *split.i2r, *split.r2i)
 }
 
 #[test]
 fn byte_exact_handshake_and_first_packets() {
-    let mut keys_seen = Vec::new();
+    let mut seen = Vec::new();
     for (suite, suite_id) in [(Suite::ChaCha20Poly1305, 0x00), (Suite::Aes256Gcm, 0x01)] {
-        let c2s = byte_exact(suite, suite_id, Suites::ALL);
-        let c2s_only = byte_exact(suite, suite_id, Suites::only(suite));
-        assert_eq!(c2s, c2s_only, "the accept set does not change the keys");
-        keys_seen.push(c2s);
+        let keys = byte_exact(suite, suite_id, Suites::ALL);
+        let keys_only = byte_exact(suite, suite_id, Suites::only(suite));
+        assert_eq!(keys, keys_only, "the accept set does not change the keys");
+        seen.push(keys);
     }
-    // Same ephemerals, different suite byte: different keys (bound via th).
-    assert_ne!(keys_seen[0], keys_seen[1]);
+    // Same static and ephemeral keys, different suite byte: the Noise split
+    // is the same (it comes from the chaining key, which the prologue does
+    // not enter; the prologue binds byte 1 through the handshake hash, so
+    // that a changed suite byte fails to decrypt: see
+    // `init_with_valid_mac1_but_unacceptable_suite_is_dropped_unanswered`),
+    // and the transport keys differ: the suite's name is their HKDF info.
+    assert_eq!(seen[0].0, seen[1].0);
+    assert_ne!(seen[0].1, seen[1].1);
 }
 
-/// Runs the byte-exact exchange for one suite; returns k_c2s.
-fn byte_exact(suite: Suite, suite_id: u8, accept: Suites) -> [u8; 32] {
+/// Runs the byte-exact exchange for one suite; returns (split i2r, c2s).
+fn byte_exact(suite: Suite, suite_id: u8, accept: Suites) -> ([u8; 32], [u8; 32]) {
     let now = Duration::from_secs(7);
     let from = from();
-    let key_id = KEY_ID;
     let alg = algorithm(suite_id);
     let mut client = kat_client(suite, now);
     let mut server = kat_server(accept);
 
-    // INIT, no time elapsed.
+    // INIT, no time elapsed: the timestamp is the wall clock given.
     let want_init = hand_init(suite_id, WALL);
     let mut init = Vec::new();
     assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
     assert_eq!(init, want_init);
 
     // RESP.
-    let (want_resp, c2s, s2c) = hand_resp(&want_init, suite_id);
+    let (want_resp, i2r, r2i) = hand_resp(&want_init, suite_id);
+    let (c2s, s2c) = (transport_key(&i2r, suite_id), transport_key(&r2i, suite_id));
     let mut resp = Vec::new();
     assert_eq!(
         server.receive(&init, from, now, &mut resp),
@@ -244,7 +326,12 @@ fn byte_exact(suite: Suite, suite_id: u8, accept: Suites) -> [u8; 32] {
     let Ok(ServerRecv::PeerUp(peer, kid, addr)) = server.receive(&ka, from, now, &mut out) else {
         panic!("keepalive did not confirm");
     };
-    assert_eq!((kid, addr), (key_id, from));
+    assert_eq!((kid, addr), (KEY_ID, from));
+    assert_eq!(server.peer_identity(peer), Some(client_id().public()));
+    assert_eq!(
+        server.peer_by_key(&client_id().public(), &KEY_ID),
+        Some(peer)
+    );
     assert_eq!(
         server.receive(&data, from, now, &mut out),
         Ok(ServerRecv::Frame(peer))
@@ -262,7 +349,113 @@ fn byte_exact(suite: Suite, suite_id: u8, accept: Suites) -> [u8; 32] {
     assert_eq!(out, b"hello, cable");
     assert_eq!(client.suite(), Some(suite));
     assert_eq!(server.peer_suite(peer), Some(suite));
-    c2s
+    (i2r, c2s)
+}
+
+/// The key of KEYREQ and KEYRESP: HKDF-SHA256(salt "vde-crypto/2 keyreq",
+/// ikm = PSK, info "keyreq").
+fn keyreq_key() -> [u8; 32] {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/2 keyreq").extract(&PSK);
+    expand(&prk, b"keyreq")
+}
+
+#[test]
+fn byte_exact_keyreq_and_keyresp() {
+    let now = Duration::from_secs(7);
+    let mut client = kat_client_with(Suite::ChaCha20Poly1305, now, None);
+    let mut server = kat_server(Suites::ALL);
+    // KEYREQ: type, 3 zero bytes, the 32-byte nonce (ALICE's draw), a MAC
+    // under the PSK.
+    let mut want = vec![0x07, 0, 0, 0];
+    want.extend_from_slice(&ALICE);
+    let mac = hmac16(&keyreq_key(), &[&want]);
+    want.extend_from_slice(&mac);
+    let mut req = Vec::new();
+    assert_eq!(client.poll(now, &mut req), Some(ClientEvent::Send));
+    assert_eq!(req, want);
+    // KEYRESP: the server's static key, a MAC over the nonce and the
+    // answer.
+    let mut want = vec![0x08, 0, 0, 0];
+    want.extend_from_slice(server_pub().as_bytes());
+    let mac = hmac16(&keyreq_key(), &[&ALICE, &want]);
+    want.extend_from_slice(&mac);
+    let mut resp = Vec::new();
+    assert_eq!(
+        server.receive(&req, from(), now, &mut resp),
+        Ok(ServerRecv::Reply(from()))
+    );
+    assert_eq!(resp, want);
+    let mut out = Vec::new();
+    assert_eq!(
+        client.receive(&resp, now, &mut out),
+        Ok(ClientRecv::ServerKey)
+    );
+    assert_eq!(client.server_identity(), Some(server_pub()));
+    // Then the same INIT as with the key configured.
+    let mut init = Vec::new();
+    assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
+    assert_eq!(init, hand_init(0x00, WALL));
+}
+
+#[test]
+fn byte_exact_cookie_and_mac2() {
+    // A server always under load: the INIT without mac2 gets a COOKIE.
+    let now = Duration::from_secs(7);
+    let from = from();
+    let mut client = kat_client(Suite::ChaCha20Poly1305, now);
+    let mut server = kat_server_with(Suites::ALL, 0);
+    let mut init = Vec::new();
+    assert_eq!(client.poll(now, &mut init), Some(ClientEvent::Send));
+    assert_eq!(init, hand_init(0x00, WALL));
+    // The cookie: HMAC(secret, source address as IPv6 || port BE)[..16];
+    // the secret is BOB's draw. Sealed with ChaCha20-Poly1305 under
+    // SHA-256("vde-crypto/2 cookie" || server static), the nonce the first
+    // 12 bytes of BOB's next draw, the INIT's mac1 as AAD.
+    let ip = match from.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    let cookie = hmac16(&BOB, &[&ip, &from.port().to_be_bytes()]);
+    let seal_key = sha256(&[b"vde-crypto/2 cookie", server_pub().as_bytes()]);
+    let nonce: [u8; 12] = BOB[..12].try_into().unwrap();
+    let mut sealed = cookie.to_vec();
+    let tag = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &seal_key).unwrap())
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&init[120..136]),
+            &mut sealed,
+        )
+        .unwrap();
+    let mut want = vec![0x03, 0, 0, 0];
+    want.extend_from_slice(&ALICE[..4]); // the INIT's sender index
+    want.extend_from_slice(&nonce);
+    want.extend_from_slice(&sealed);
+    want.extend_from_slice(tag.as_ref());
+    assert_eq!(want.len(), 52);
+    let mut got = Vec::new();
+    assert_eq!(
+        server.receive(&init, from, now, &mut got),
+        Ok(ServerRecv::Reply(from))
+    );
+    assert_eq!(got, want);
+    assert_eq!(server.pending_handshakes(), 0);
+    let mut out = Vec::new();
+    assert_eq!(client.receive(&got, now, &mut out), Ok(ClientRecv::Cookie));
+    // The next INIT: a fresh timestamp (1 ns later, the clock did not
+    // move), mac2 = HMAC(cookie, INIT[0..136])[..16].
+    let mut init2 = Vec::new();
+    assert_eq!(client.poll(now, &mut init2), Some(ClientEvent::Send));
+    let mut want = hand_init(0x00, WALL + 1);
+    let mac2 = hmac16(&cookie, &[&want[..136]]);
+    want[136..].copy_from_slice(&mac2);
+    assert_eq!(init2, want);
+    let mut resp = Vec::new();
+    assert_eq!(
+        server.receive(&init2, from, now, &mut resp),
+        Ok(ServerRecv::Reply(from))
+    );
+    assert_eq!(resp, hand_resp(&init2, 0x00).0);
+    assert_eq!(client.receive(&resp, now, &mut out), Ok(ClientRecv::Up));
 }
 
 #[test]
@@ -306,8 +499,24 @@ fn init_with_valid_mac1_but_unacceptable_suite_is_dropped_unanswered() {
             assert_eq!(out[1], id ^ 1);
         }
     }
-    // Nonzero reserved bytes 2..4 stay reserved.
+    // The suite byte is bound by mac1 and the prologue: changing it in a
+    // valid INIT breaks mac1; with mac1 recomputed (by a PSK holder) the
+    // Noise message no longer decrypts.
     let mut server = kat_server(Suites::ALL);
+    let mut init = hand_init(0x00, WALL);
+    init[1] = 0x01;
+    assert_eq!(
+        server.receive(&init, from(), now, &mut out),
+        Err(Drop::BadMac)
+    );
+    let mac1 = hmac16(&mac1_key(), &[&init[..120]]);
+    init[120..136].copy_from_slice(&mac1);
+    assert_eq!(
+        server.receive(&init, from(), now, &mut out),
+        Err(Drop::BadMac)
+    );
+    assert_eq!(server.pending_handshakes(), 0);
+    // Nonzero reserved bytes 2..4 stay reserved.
     for i in 2..4 {
         let mut init = hand_init(0x00, WALL);
         init[i] = 1;
@@ -316,10 +525,11 @@ fn init_with_valid_mac1_but_unacceptable_suite_is_dropped_unanswered() {
             Err(Drop::BadReserved)
         );
     }
+    assert_eq!(server.stats().packets_out, 0);
 }
 
 #[test]
-fn resp_with_valid_confirm_but_other_suite_is_rejected() {
+fn resp_with_valid_payload_but_other_suite_is_rejected() {
     let now = Duration::from_secs(7);
     for (suite, id) in [(Suite::ChaCha20Poly1305, 0x00u8), (Suite::Aes256Gcm, 0x01)] {
         let mut client = kat_client(suite, now);
@@ -328,7 +538,7 @@ fn resp_with_valid_confirm_but_other_suite_is_rejected() {
         assert_eq!(init[1], id);
         let mut out = Vec::new();
         // A responder that picks another suite, or an unknown one, with a
-        // confirm computed honestly over its RESP.
+        // RESP made honestly (it verifies under the handshake).
         for other in [id ^ 1, 0x02, 0xff] {
             let (bad, _, _) = hand_resp(&init, other);
             assert_eq!(client.receive(&bad, now, &mut out), Err(Drop::BadSuite));
@@ -336,9 +546,14 @@ fn resp_with_valid_confirm_but_other_suite_is_rejected() {
             assert_eq!(client.suite(), None);
         }
         assert_eq!(client.stats().count(Drop::BadSuite), 3);
-        // Rejected before the key agreement: the ephemeral key is intact and
-        // the genuine answer still completes the handshake.
+        // The server's index rewritten in a genuine RESP: the encrypted
+        // copy of the header no longer matches.
         let (good, _, _) = hand_resp(&init, id);
+        let mut bad = good.clone();
+        bad[4] ^= 1;
+        assert_eq!(client.receive(&bad, now, &mut out), Err(Drop::BadMac));
+        // Rejected before the key agreement, and a RESP that fails leaves
+        // the handshake as it was: the genuine answer still completes it.
         assert_eq!(client.receive(&good, now, &mut out), Ok(ClientRecv::Up));
         assert_eq!(client.suite(), Some(suite));
         // Nonzero reserved bytes 2..4 of RESP are dropped.
@@ -352,7 +567,9 @@ fn resp_with_valid_confirm_but_other_suite_is_rejected() {
 
 #[test]
 fn psk_file_derivation() {
-    let contents = b"some key file contents, at least 16 bytes\n";
+    // (The file salt still says vde-crypto/1: the derivation did not
+    // change with the handshake, so existing key files give the same PSK.)
+    let contents = b"some key file contents, at least 32 bytes, varied enough\n";
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vde-crypto/1 psk").extract(contents);
     let want = expand(&prk, b"psk");
     let psk = Psk::from_file_contents(contents).unwrap();
@@ -362,9 +579,13 @@ fn psk_file_derivation() {
 }
 
 #[test]
-fn generated_psks_differ() {
+fn generated_psks_and_identities_differ() {
     let rng = ring::rand::SystemRandom::new();
     let a = Psk::generate(&rng).unwrap();
     let b = Psk::generate(&rng).unwrap();
     assert_ne!(a.as_bytes(), b.as_bytes());
+    let a = Identity::generate(&rng).unwrap();
+    let b = Identity::generate(&rng).unwrap();
+    assert_ne!(a.public(), b.public());
+    assert_eq!(Identity::from_bytes(*a.secret_bytes()).public(), a.public());
 }
