@@ -1,5 +1,5 @@
 //! The ticket line a cryptcab client sends through ssh
-//! (`vde-crypto/1 <cable id> <key>`): parsing never panics, and a ticket
+//! (`vde-crypto/2 <cable id> <key> <client identity>`): parsing never panics, and a ticket
 //! that parses prints as a line that parses to the same ticket.
 #![no_main]
 
@@ -12,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(t) = Ticket::parse(line) {
         let again = Ticket::parse(&t.line()).expect("a printed ticket parses");
-        assert_eq!((again.key_id, again.key), (t.key_id, t.key));
+        assert_eq!(
+            (again.key_id, again.key, again.client),
+            (t.key_id, t.key, t.client)
+        );
     }
 });

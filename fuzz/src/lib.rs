@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ring::test::rand::FixedSliceRandom;
 use vde_crypto::{
-    Client, ClientEvent, ClientRecv, Config, KeyId, KeySource, Psk, Server, ServerRecv,
+    Client, ClientEvent, ClientRecv, Config, Identity, KeyId, KeySource, Psk, Server, ServerAuth,
+    ServerRecv,
 };
 
 /// Splits an input into messages: a length byte, then that many bytes
@@ -37,6 +38,10 @@ pub const WALL: u64 = 1_700_000_000_000_000_000;
 /// Monotonic time when the ends start.
 pub const T0: Duration = Duration::from_secs(100);
 
+/// The static secrets of both ends (the fuzzer does not know them either).
+const CLIENT_STATIC: [u8; 32] = *b"fuzz client static secret bytes!";
+const SERVER_STATIC: [u8; 32] = *b"fuzz server static secret bytes!";
+
 static CLIENT_RNG: [u8; 32] = *b"client ephemeral and index bytes";
 static SERVER_RNG: [u8; 32] = *b"server ephemeral and index bytes";
 
@@ -49,6 +54,11 @@ pub fn client_addr() -> SocketAddr {
 pub fn client() -> Client {
     Client::with_rng(
         Config::default(),
+        Identity::from_bytes(CLIENT_STATIC),
+        ServerAuth::Psk {
+            known: Some(Identity::from_bytes(SERVER_STATIC).public()),
+            pin: None,
+        },
         KEY_ID,
         Psk::from_bytes(PSK),
         WALL,
@@ -67,10 +77,16 @@ pub fn server(tickets: bool) -> Server {
     };
     let mut s = Server::with_rng(
         Config::default(),
+        Identity::from_bytes(SERVER_STATIC),
         keys,
         Box::new(FixedSliceRandom { bytes: &SERVER_RNG }),
     );
-    s.add_ticket(KEY_ID, Psk::from_bytes(PSK), T0);
+    s.add_ticket(
+        KEY_ID,
+        Psk::from_bytes(PSK),
+        Identity::from_bytes(CLIENT_STATIC).public(),
+        T0,
+    );
     s
 }
 
@@ -109,13 +125,13 @@ pub fn handshake(c: &mut Client, s: &mut Server, confirm: bool) -> Session {
 }
 
 /// Writes `index` as the receiver index of a datagram, where its type
-/// byte says the receiver index is (RESP: bytes 8..12; transport packets:
-/// bytes 4..8), so that fuzzed datagrams reach the AEAD and the replay
+/// byte says the receiver index is (RESP: bytes 8..12; COOKIE and
+/// transport packets: bytes 4..8), so that fuzzed datagrams reach the AEAD and the replay
 /// window instead of stopping at an unknown index.
 pub fn steer(datagram: &mut [u8], index: [u8; 4]) {
     let at = match datagram.first() {
         Some(0x02) => 8,
-        Some(0x04..=0x06) => 4,
+        Some(0x03..=0x06) => 4,
         _ => return,
     };
     if let Some(field) = datagram.get_mut(at..at + 4) {

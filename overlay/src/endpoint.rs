@@ -85,6 +85,8 @@ pub struct LinkStatus {
     pub name: Option<String>,
     /// The AEAD in use.
     pub cipher: Option<String>,
+    /// The fingerprint of the peer's long-term key, when it has one.
+    pub identity: Option<String>,
     /// Since the last packet heard from the peer.
     pub last_heard: Option<Duration>,
     /// Round-trip time, when the transport measures it.

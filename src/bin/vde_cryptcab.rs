@@ -95,6 +95,19 @@ struct Args {
     /// Write the pid to FILE.
     #[arg(long = "pidfile", value_name = "FILE")]
     pidfile: Option<PathBuf>,
+    /// This node's long-term key (made on first use, mode 0600). Default:
+    /// $VDE_IDENTITY, else ~/.config/vde/identity.
+    #[arg(long = "identity", value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Client with -P: the fingerprint (SHA256:…) the server's identity
+    /// must have. Without it the first answer from a holder of the key
+    /// file is trusted. (With ssh, ssh vouches for the server's identity.)
+    #[arg(long = "pin", value_name = "FINGERPRINT")]
+    pin: Option<String>,
+    /// Print this node's identity fingerprint (making the identity if
+    /// there is none) and exit.
+    #[arg(long = "fingerprint")]
+    fingerprint: bool,
     /// Helper run through ssh on the server host: pass the key read from
     /// stdin to the server on -p.
     #[arg(long = "ticket", hide = true)]
@@ -173,6 +186,23 @@ fn run() -> Result<i32> {
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     });
+    let identity = vde_overlay::cryptcab::identity::load_or_create(args.identity.as_deref())
+        .context("identity")?;
+    if args.fingerprint {
+        println!("{}", identity.public().fingerprint());
+        return Ok(0);
+    }
+    let pin = match &args.pin {
+        None => None,
+        Some(_) if args.connect.is_none() || args.preshared.is_none() => {
+            bail!("--pin is for a client with -P (ssh pins the server's identity itself)")
+        }
+        Some(p) => Some(
+            vde_overlay::cryptcab::Fingerprint::parse(p).with_context(|| {
+                format!("--pin {p}: not a fingerprint (SHA256: and 43 base64 characters)")
+            })?,
+        ),
+    };
     if args.noencrypt {
         bail!("-x (no encryption) is not supported: vde_cryptcab always encrypts; use a udp:// cable (vde_plug) for an unencrypted one");
     }
@@ -198,7 +228,7 @@ fn run() -> Result<i32> {
         Some(c) => {
             let (user, host, port) = split_connect(c)?;
             let keys = match psk {
-                Some(p) => ClientKeys::Psk(p),
+                Some(psk) => ClientKeys::Psk { psk, pin },
                 None => {
                     let dest = match &user {
                         Some(u) => format!("{u}@{host}"),
@@ -215,6 +245,7 @@ fn run() -> Result<i32> {
                 port,
                 local_port: args.port,
                 keys,
+                identity,
                 config: cfg,
                 mtu: args.mtu,
             };
@@ -267,6 +298,7 @@ fn run() -> Result<i32> {
             let opts = ListenOptions {
                 port: args.port,
                 keys,
+                identity,
                 config: cfg,
                 mtu: args.mtu,
             };

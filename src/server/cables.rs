@@ -382,7 +382,7 @@ impl CableHost for Cables {
                 if json {
                     links_json.push(format!(
                         "{{\"link\":{},\"port\":{},\"up\":{},\"peer\":{},\"name\":{},\"cipher\":{},\
-                         \"last_heard_ms\":{},\"rtt_us\":{},\"rekeys\":{},\"frames_in\":{},\
+                         \"identity\":{},\"last_heard_ms\":{},\"rtt_us\":{},\"rekeys\":{},\"frames_in\":{},\
                          \"frames_out\":{},\"bytes_in\":{},\"bytes_out\":{},\"drops\":{}}}",
                         l.link,
                         p.map_or("null".into(), |p| p.to_string()),
@@ -390,6 +390,7 @@ impl CableHost for Cables {
                         json_opt(l.peer),
                         json_opt(l.name.as_deref()),
                         json_opt(l.cipher.as_deref()),
+                        json_opt(l.identity.as_deref()),
                         l.last_heard
                             .map_or("null".into(), |d| d.as_millis().to_string()),
                         l.rtt.map_or("null".into(), |d| d.as_micros().to_string()),
@@ -416,6 +417,9 @@ impl CableHost for Cables {
                 }
                 if let Some(cph) = &l.cipher {
                     let _ = write!(out, " cipher {cph}");
+                }
+                if let Some(i) = &l.identity {
+                    let _ = write!(out, " identity {i}");
                 }
                 if let Some(h) = l.last_heard {
                     let _ = write!(out, " heard {:.1}s ago", h.as_secs_f64());

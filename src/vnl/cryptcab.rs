@@ -16,7 +16,10 @@
 //! `allowuser=NAME` and `allowgroup=NAME` (listen, ssh: who else may hand
 //! keys over), `mtu=N` (the path MTU between the sites, default 1500: TCP
 //! SYNs leaving through the cable get an MSS that fits it, as tinc's
-//! ClampMSS does; 0 turns that off).
+//! ClampMSS does; 0 turns that off), `identity=FILE` (this node's
+//! long-term key, made on first use; default `$VDE_IDENTITY` or
+//! `~/.config/vde/identity`), `pin=SHA256:…` (dial with psk=: the
+//! fingerprint the server's identity must have).
 //!
 //! A switch hosts it as ports ([`open_endpoint`]: a listener gives each
 //! peer its own port); `vde_plug` uses it as a plug ([`open`]).
@@ -30,7 +33,7 @@ use vde_overlay::cryptcab::listen::{Listen, ListenOptions};
 use vde_overlay::cryptcab::server::ServerKeys;
 use vde_overlay::cryptcab::ssh::SshOptions;
 use vde_overlay::cryptcab::ticket::Allow;
-use vde_overlay::cryptcab::{Config, Psk, Suite, Suites, DEFAULT_MTU, DEFAULT_PORT};
+use vde_overlay::cryptcab::{Config, Fingerprint, Psk, Suite, Suites, DEFAULT_MTU, DEFAULT_PORT};
 use vde_overlay::endpoint::FrameEndpoint;
 
 use super::parse::{addr_style_paths, VnlError};
@@ -47,10 +50,12 @@ const KEYS: &[&str] = &[
     "sshconfig",
     "allowuser",
     "allowgroup",
+    "identity",
+    "pin",
 ];
 
 /// Keys whose values are paths (their slashes need no quoting).
-const PATHS: &[&str] = &["psk", "sshconfig", "remote"];
+const PATHS: &[&str] = &["psk", "sshconfig", "remote", "identity"];
 
 /// A parsed `cryptcab://` locator.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +75,10 @@ pub struct Spec {
     pub allow_groups: Vec<String>,
     /// The WAN path MTU for TCP MSS clamping (0: off).
     pub mtu: u16,
+    /// The identity file (`None`: the default one).
+    pub identity: Option<String>,
+    /// Dial with a PSK: the server identity's fingerprint.
+    pub pin: Option<Fingerprint>,
 }
 
 impl Spec {
@@ -271,7 +280,19 @@ pub fn spec(loc: &Locator) -> Result<Spec, VnlError> {
             }
         },
     };
+    let pin = match opts.value("pin") {
+        None => None,
+        Some(v) => Some(Fingerprint::parse(v).ok_or_else(|| {
+            bad(
+                "pin",
+                v,
+                "not a fingerprint (SHA256: and 43 base64 characters, as the logs show)".into(),
+            )
+        })?),
+    };
     let spec = Spec {
+        identity: opts.value("identity").map(str::to_string),
+        pin,
         mtu,
         user,
         host,
@@ -289,6 +310,14 @@ pub fn spec(loc: &Locator) -> Result<Spec, VnlError> {
             "remote",
             spec.remote.as_deref().unwrap_or(""),
             "remote= and sshconfig= are for a cable that dials".into(),
+        ));
+    }
+    if spec.pin.is_some() && (spec.listens() || spec.psk.is_none()) {
+        return Err(bad(
+            "pin",
+            opts.value("pin").unwrap_or(""),
+            "pin= is for a cable that dials with psk= (ssh pins the server's identity itself)"
+                .into(),
         ));
     }
     if let Some(r) = &spec.remote {
@@ -314,6 +343,9 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
             std::io::Error::other(e),
         )
     };
+    let identity =
+        vde_overlay::cryptcab::identity::load_or_create(spec.identity.as_deref().map(Path::new))
+            .map_err(|e| fail(format!("identity: {e}")))?;
     match &spec.host {
         None => {
             let keys = match psk {
@@ -347,6 +379,7 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
             let l = Listen::open(ListenOptions {
                 port: spec.port,
                 keys,
+                identity,
                 config: spec.config,
                 mtu: spec.mtu,
             })
@@ -355,7 +388,7 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
         }
         Some(host) => {
             let keys = match psk {
-                Some(p) => ClientKeys::Psk(p),
+                Some(psk) => ClientKeys::Psk { psk, pin: spec.pin },
                 None => {
                     let dest = match &spec.user {
                         Some(u) => format!("{u}@{host}"),
@@ -374,6 +407,7 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
                 port: spec.port,
                 local_port: spec.local_port,
                 keys,
+                identity,
                 config: spec.config,
                 mtu: spec.mtu,
             })

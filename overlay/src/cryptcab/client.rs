@@ -4,14 +4,15 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use vde_crypto::{KeyId, Psk};
+use vde_crypto::{Fingerprint, KeyId, Psk};
 
 use super::ssh::{self, SshOptions};
 
 /// Where the client's key comes from.
 pub enum ClientKeys {
-    /// `-P keyfile`.
-    Psk(Psk),
+    /// `-P keyfile`; the server's identity is asked for (KEYREQ) and, when
+    /// `pin` is given, must hash to it.
+    Psk { psk: Psk, pin: Option<Fingerprint> },
     /// A fresh key per connection, handed over through ssh.
     Ssh(SshOptions),
 }

@@ -14,12 +14,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use vde_crypto::{Client, ClientEvent, ClientRecv, Config, KeyId};
+use vde_crypto::{Client, ClientEvent, ClientRecv, Config, Identity, KeyId, PublicKey, ServerAuth};
 
 use super::client::{random_id, resolve, ClientError, ClientKeys};
 use super::diag::NoReply;
 use super::ssh::{self, SshError};
-use super::ticket::Ticket;
 use super::{any_v4, any_v6, bind_udp, drops_of, id_hex, wall_nanos, UdpIo, SEAL_BATCH};
 use crate::endpoint::{EndpointEvent, EndpointStatus, FrameEndpoint, LinkId, LinkStatus, RxBatch};
 
@@ -47,12 +46,14 @@ pub struct DialOptions {
     /// listens on the default port can dial out with the defaults).
     pub local_port: u16,
     pub keys: ClientKeys,
+    /// This node's long-term key.
+    pub identity: Identity,
     pub config: Config,
     /// The path MTU to the server, for TCP MSS clamping (0: off).
     pub mtu: u16,
 }
 
-type SshResult = Result<(Ticket, String), SshError>;
+type SshResult = Result<ssh::Exchanged, SshError>;
 
 /// A cable to one server.
 pub struct Dial {
@@ -61,6 +62,7 @@ pub struct Dial {
     client: Client,
     start: Instant,
     keys: ClientKeys,
+    identity: PublicKey,
     port: u16,
     /// A key exchange running on its own thread.
     ssh_job: Option<mpsc::Receiver<SshResult>>,
@@ -101,12 +103,24 @@ impl Dial {
         sock.connect(server)?;
         sock.set_nonblocking(true)?;
         let start = Instant::now();
-        let (key_id, psk) = match &opts.keys {
-            ClientKeys::Psk(p) => (random_id()?, p.clone()),
+        let me = opts.identity.public();
+        let (key_id, psk, auth) = match &opts.keys {
+            ClientKeys::Psk { psk, pin } => (
+                random_id()?,
+                psk.clone(),
+                ServerAuth::Psk {
+                    known: None,
+                    pin: *pin,
+                },
+            ),
             ClientKeys::Ssh(o) => {
-                let (t, answer) = ssh::exchange(o, opts.port)?;
-                tracing::info!("key handed to {} over ssh: {answer}", o.dest);
-                (t.key_id, t.psk())
+                let (t, server, answer) = ssh::exchange(o, opts.port, me)?;
+                tracing::info!(
+                    "key handed to {} over ssh (server identity {}): {answer}",
+                    o.dest,
+                    server.fingerprint()
+                );
+                (t.key_id, t.psk(), ServerAuth::Ticket(server))
             }
         };
         tracing::info!("cable {} dialing {server}", id_hex(&key_id));
@@ -115,9 +129,18 @@ impl Dial {
         Ok(Dial {
             sock,
             server,
-            client: Client::new(opts.config, key_id, psk, wall_nanos(), Duration::ZERO),
+            client: Client::new(
+                opts.config,
+                opts.identity,
+                auth,
+                key_id,
+                psk,
+                wall_nanos(),
+                Duration::ZERO,
+            ),
             start,
             keys: opts.keys,
+            identity: me,
             port: opts.port,
             ssh_job: None,
             next_ssh: Duration::ZERO,
@@ -209,9 +232,18 @@ impl Dial {
         };
         if let Some(job) = &self.ssh_job {
             match job.try_recv() {
-                Ok(Ok((t, answer))) => {
+                Ok(Ok((t, server, answer))) => {
                     tracing::info!("new key handed to {} over ssh: {answer}", o.dest);
-                    self.client.set_key(t.key_id, t.psk());
+                    if let Some(old) = self.client.server_identity().filter(|k| *k != server) {
+                        tracing::warn!(
+                            "the server at {} has a new identity {} (was {}); ssh vouched for it",
+                            o.dest,
+                            server.fingerprint(),
+                            old.fingerprint()
+                        );
+                    }
+                    self.client
+                        .set_key(t.key_id, t.psk(), ServerAuth::Ticket(server));
                     self.ssh_job = None;
                 }
                 Ok(Err(e)) => {
@@ -232,11 +264,11 @@ impl Dial {
         self.next_ssh = now + SSH_BACKOFF[self.ssh_tries.min(SSH_BACKOFF.len() - 1)];
         self.ssh_tries += 1;
         let (tx, rx) = mpsc::channel();
-        let (o, port) = (o.clone(), self.port);
+        let (o, port, me) = (o.clone(), self.port, self.identity);
         let spawned = std::thread::Builder::new()
             .name("cable-ssh".into())
             .spawn(move || {
-                let _ = tx.send(ssh::exchange(&o, port));
+                let _ = tx.send(ssh::exchange(&o, port, me));
             });
         match spawned {
             Ok(_) => self.ssh_job = Some(rx),
@@ -294,7 +326,30 @@ impl FrameEndpoint for Dial {
                 }
                 Ok(ClientRecv::Up) | Ok(ClientRecv::Rekeyed) => self.went_up(t),
                 Ok(ClientRecv::Closed) => self.went_down("closed by the server".into()),
-                Ok(ClientRecv::Keepalive) => {}
+                Ok(ClientRecv::Keepalive) | Ok(ClientRecv::Cookie) => {}
+                Ok(ClientRecv::ServerKey) => {
+                    if let Some(k) = self.client.server_identity() {
+                        tracing::info!(
+                            "server {} has identity {} (learned from a holder of the key file; \
+                             pin it with pin={})",
+                            self.server,
+                            k.fingerprint(),
+                            k.fingerprint()
+                        );
+                    }
+                }
+                Err(vde_crypto::Drop::BadIdentity) => {
+                    if self
+                        .forged_logged
+                        .is_none_or(|t| now >= t + FORGED_LOG_EVERY)
+                    {
+                        self.forged_logged = Some(now);
+                        tracing::warn!(
+                            "the server at {} is not the pinned identity (pin=); not connecting",
+                            self.server
+                        );
+                    }
+                }
                 Err(vde_crypto::Drop::BadMac) => {
                     // a handshake answer that does not verify: forged, or
                     // from a server with another key; the handshake goes on
@@ -424,6 +479,7 @@ impl FrameEndpoint for Dial {
                 peer: Some(self.server),
                 name: Some(id_hex(&self.client.key_id())),
                 cipher: self.client.suite().map(|s| s.name().to_string()),
+                identity: self.client.server_identity().map(|k| k.fingerprint()),
                 last_heard: self.last_heard.map(|t| now.saturating_duration_since(t)),
                 rtt: self.rtt,
                 rekeys: s.rekeys,

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use vde_crypto::{Config, KeyId, KeySource, PeerId, Psk, Server, ServerEvent, ServerRecv};
+use vde_crypto::{
+    Config, Identity, KeyId, KeySource, PeerId, Psk, PublicKey, Server, ServerEvent, ServerRecv,
+};
 
 use super::diag::AuthFailures;
 use super::server::ServerKeys;
@@ -31,6 +33,8 @@ pub struct ListenOptions {
     /// The local UDP port.
     pub port: u16,
     pub keys: ServerKeys,
+    /// This node's long-term key.
+    pub identity: Identity,
     pub config: Config,
     /// The path MTU to the peers, for TCP MSS clamping (0: off).
     pub mtu: u16,
@@ -39,8 +43,9 @@ pub struct ListenOptions {
 /// Tickets between the ticket thread and the endpoint.
 #[derive(Default)]
 struct Book {
-    /// Announced, not yet given to the protocol.
-    new: Vec<(KeyId, Psk)>,
+    /// Announced, not yet given to the protocol: cable id, key, and the
+    /// client identity that may use them.
+    new: Vec<(KeyId, Psk, PublicKey)>,
     /// Every cable id announced and not forgotten (new, waiting or in use).
     known: HashMap<KeyId, ()>,
 }
@@ -96,6 +101,7 @@ impl Listen {
             ServerKeys::Ssh { allow, groups_of } => (KeySource::Tickets, Some((allow, groups_of))),
         };
         let (mut book, mut ticket_stop) = (None, None);
+        let me = opts.identity.public();
         if let Some((allow, groups_of)) = ssh {
             let listener = TicketListener::bind(port)?;
             let shared = Arc::new(Mutex::new(Book::default()));
@@ -120,22 +126,31 @@ impl Listen {
                             ));
                         }
                         b.known.insert(t.key_id, ());
-                        b.new.push((t.key_id, t.psk()));
+                        b.new.push((t.key_id, t.psk(), t.client));
                         tracing::info!(
-                            "cable {} announced over ssh by uid {uid}",
-                            id_hex(&t.key_id)
+                            "cable {} announced over ssh by uid {uid} for identity {}",
+                            id_hex(&t.key_id),
+                            t.client.fingerprint()
                         );
-                        Ok(format!("cable {} may connect", id_hex(&t.key_id)))
+                        // our static key first: the client pins it
+                        Ok(format!(
+                            "{} cable {} may connect",
+                            me.to_hex(),
+                            id_hex(&t.key_id)
+                        ))
                     })
                 })?;
             book = Some(shared);
             ticket_stop = Some(stop);
         }
-        tracing::info!("cryptcab listening on UDP port {port}");
+        tracing::info!(
+            "cryptcab listening on UDP port {port}, identity {}",
+            me.fingerprint()
+        );
         let io = UdpIo::new(&sock);
         Ok(Listen {
             sock,
-            server: Server::new(opts.config.clone(), source),
+            server: Server::new(opts.config.clone(), opts.identity, source),
             start,
             port,
             book,
@@ -173,8 +188,8 @@ impl Listen {
     fn take_tickets(&mut self, t: Duration) {
         let Some(book) = &self.book else { return };
         let new = std::mem::take(&mut lock(book).new);
-        for (id, psk) in new {
-            self.server.add_ticket(id, psk, t);
+        for (id, psk, client) in new {
+            self.server.add_ticket(id, psk, client, t);
             self.tickets.insert(id, t);
         }
     }
@@ -204,7 +219,11 @@ impl Listen {
             *at = t;
         }
         let suite = self.server.peer_suite(peer).map_or("?", |s| s.name());
-        tracing::info!("cable {} from {addr} up ({suite})", id_hex(&key_id));
+        let who = self
+            .server
+            .peer_identity(peer)
+            .map_or_else(String::new, |k| format!(", identity {}", k.fingerprint()));
+        tracing::info!("cable {} from {addr} up ({suite}{who})", id_hex(&key_id));
         self.peers.insert(
             peer,
             Peer {
@@ -429,6 +448,7 @@ impl FrameEndpoint for Listen {
                 peer: Some(p.addr),
                 name: Some(id_hex(&p.key_id)),
                 cipher: self.server.peer_suite(*id).map(|s| s.name().to_string()),
+                identity: self.server.peer_identity(*id).map(|k| k.fingerprint()),
                 last_heard: Some(now.saturating_duration_since(p.last_heard)),
                 rtt: None,
                 rekeys: 0,

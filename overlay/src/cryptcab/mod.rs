@@ -12,6 +12,7 @@
 pub mod client;
 pub mod diag;
 pub mod dial;
+pub mod identity;
 pub mod listen;
 pub mod server;
 pub mod ssh;
@@ -24,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use vde_crypto::{Config, Psk, Stats, Suite, Suites};
+pub use vde_crypto::{Config, Fingerprint, Identity, Psk, PublicKey, Stats, Suite, Suites};
 
 /// The UDP port both ends use by default (the C tool's).
 pub const DEFAULT_PORT: u16 = 7667;

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use zeroize::Zeroize;
 
 use super::ticket::Ticket;
+use vde_crypto::PublicKey;
 
 /// How to reach the server host with ssh.
 #[derive(Debug, Clone)]
@@ -80,10 +81,15 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Makes a new ticket, gives it to the server on UDP `port` of the ssh
-/// destination, and returns it with the server's answer.
-pub fn exchange(opts: &SshOptions, port: u16) -> Result<(Ticket, String), SshError> {
-    let ticket = Ticket::generate().map_err(|e| SshError::Local(e.to_string()))?;
+/// What a key exchange yields: the ticket, the server's static key (as
+/// the ssh login authenticated it) and the rest of its answer.
+pub type Exchanged = (Ticket, PublicKey, String);
+
+/// Makes a new ticket for the client identity `client`, gives it to the
+/// server on UDP `port` of the ssh destination, and returns it with the
+/// server's static key and answer.
+pub fn exchange(opts: &SshOptions, port: u16, client: PublicKey) -> Result<Exchanged, SshError> {
+    let ticket = Ticket::generate(client).map_err(|e| SshError::Local(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,7 +105,14 @@ pub fn exchange(opts: &SshOptions, port: u16) -> Result<(Ticket, String), SshErr
                 limit.as_secs()
             ))
         })??;
-    Ok((ticket, answer))
+    let (key, text) = answer.split_once(' ').unwrap_or((&answer, ""));
+    let server = PublicKey::from_hex(key).ok_or_else(|| {
+        SshError::Rejected(format!(
+            "{} did not answer with its identity (an older vde_cryptcab there?): {answer:?}",
+            opts.dest
+        ))
+    })?;
+    Ok((ticket, server, text.to_string()))
 }
 
 async fn run(opts: &SshOptions, port: u16, ticket: &Ticket) -> Result<String, SshError> {

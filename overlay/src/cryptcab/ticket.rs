@@ -5,7 +5,7 @@
 //! writes one line to its stdin:
 //!
 //! ```text
-//! vde-crypto/1 <cable id, 16 hex digits> <key, 64 hex digits>\n
+//! vde-crypto/2 <cable id, 16 hex digits> <key, 64 hex digits> <client's static key, 64 hex digits>\n
 //! ```
 //!
 //! That helper passes the line to the server listening on UDP port PORT
@@ -23,10 +23,12 @@
 //! * the helper gives the key only to a server run by root or by its own
 //!   uid, so a process that squats the socket name cannot collect keys.
 //!
-//! The server answers one line, `OK <text>` or `ERR <reason>`, which the
-//! helper prints and the client reports. The key is used once to derive
-//! per-session keys with fresh X25519 ephemerals (see vde-crypto), and it
-//! is never written to disk.
+//! The server answers one line, `OK <server's static key, 64 hex digits>
+//! <text>` or `ERR <reason>`, which the helper prints and the client
+//! reports. So the ssh login carries and authenticates both static keys:
+//! the server takes the cable id for that client identity only, and the
+//! client pins the server's key for the handshake (Noise IKpsk2, see
+//! vde-crypto). The key is the handshake's PSK, never written to disk.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -37,12 +39,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vde_crypto::{KeyId, Psk};
+use vde_crypto::{KeyId, Psk, PublicKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::sys;
 
-/// The longest ticket line accepted (a well-formed one is 95 bytes).
+/// The longest ticket line accepted (a well-formed one is 160 bytes).
 pub const MAX_LINE: usize = 256;
 
 /// How long either side waits for the other's line.
@@ -128,10 +130,12 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// A cable id and its key, as carried on the ticket line.
+/// A cable id, its key and the client's static key, as carried on the
+/// ticket line.
 pub struct Ticket {
     pub key_id: KeyId,
     pub key: [u8; 32],
+    pub client: PublicKey,
 }
 
 impl Drop for Ticket {
@@ -141,13 +145,14 @@ impl Drop for Ticket {
 }
 
 impl Ticket {
-    /// A fresh random ticket.
-    pub fn generate() -> io::Result<Ticket> {
+    /// A fresh random ticket for the client `client`.
+    pub fn generate(client: PublicKey) -> io::Result<Ticket> {
         use ring::rand::SecureRandom;
         let rng = ring::rand::SystemRandom::new();
         let mut t = Ticket {
             key_id: [0; 8],
             key: [0; 32],
+            client,
         };
         rng.fill(&mut t.key_id)
             .and_then(|_| rng.fill(&mut t.key))
@@ -162,10 +167,11 @@ impl Ticket {
     /// The line sent on the helper's stdin (secret: callers zeroize it).
     pub fn line(&self) -> String {
         format!(
-            "{} {} {}\n",
+            "{} {} {} {}\n",
             vde_crypto::PROTOCOL,
             hex(&self.key_id),
-            hex(&self.key)
+            hex(&self.key),
+            self.client.to_hex()
         )
     }
 
@@ -191,10 +197,18 @@ impl Ticket {
             .next()
             .and_then(unhex::<32>)
             .ok_or("bad key in ticket")?;
+        let client = words
+            .next()
+            .and_then(PublicKey::from_hex)
+            .ok_or("bad client identity in ticket")?;
         if words.next().is_some() {
             return Err("trailing words in ticket".into());
         }
-        Ok(Ticket { key_id, key })
+        Ok(Ticket {
+            key_id,
+            key,
+            client,
+        })
     }
 }
 
@@ -540,25 +554,28 @@ mod tests {
 
     #[test]
     fn line_round_trip() {
-        let t = Ticket::generate().unwrap();
+        let t = Ticket::generate(PublicKey([7; 32])).unwrap();
         let line = t.line();
-        assert_eq!(line.len(), 12 + 1 + 16 + 1 + 64 + 1);
+        assert_eq!(line.len(), 12 + 1 + 16 + 1 + 64 + 1 + 64 + 1);
+        assert!(line.len() <= MAX_LINE);
         let u = Ticket::parse(&line).unwrap();
         assert_eq!(u.key_id, t.key_id);
         assert_eq!(u.key, t.key);
+        assert_eq!(u.client, t.client);
     }
 
     #[test]
     fn bad_lines_are_refused_with_a_reason() {
-        let t = Ticket::generate().unwrap();
+        let t = Ticket::generate(PublicKey([7; 32])).unwrap();
         let good = t.line();
         for (bad, why) in [
             ("", "unknown ticket protocol"),
-            ("vde-crypto/2 00 00\n", "unknown ticket protocol"),
-            ("vde-crypto/1 0011\n", "cable id"),
+            ("vde-crypto/1 00 00\n", "unknown ticket protocol"),
+            ("vde-crypto/2 0011\n", "cable id"),
+            (&good[..good.len() - 3], "client identity"),
             (&good.replace(' ', "  "), "cable id"),
             (&format!("{} extra\n", good.trim_end()), "trailing"),
-            (&good[..good.len() - 3], "bad key"),
+            (&good[..12 + 1 + 16 + 1 + 60], "bad key"),
         ] {
             let e = Ticket::parse(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
@@ -606,7 +623,7 @@ mod tests {
 
     #[test]
     fn hand_over_without_server_says_so() {
-        let t = Ticket::generate().unwrap();
+        let t = Ticket::generate(PublicKey([7; 32])).unwrap();
         let e = hand_over(1, t.line().as_bytes()).unwrap_err();
         assert!(e.contains("no vde_cryptcab server on UDP port 1"), "{e}");
     }
@@ -626,7 +643,7 @@ mod tests {
                 },
             )
         });
-        let t = Ticket::generate().unwrap();
+        let t = Ticket::generate(PublicKey([7; 32])).unwrap();
         assert_eq!(hand_over(port, t.line().as_bytes()).unwrap(), "port 5");
         let (id, uid) = rx.recv().unwrap();
         assert_eq!(id, t.key_id);
@@ -675,7 +692,7 @@ mod tests {
         std::thread::spawn(move || l.serve(Allow::default(), |_| vec![], |_, _| Ok("ok".into())));
         // a helper that connects and says nothing
         let idle = UnixStream::connect(socket_path(sys::euid(), port)).unwrap();
-        let t = Ticket::generate().unwrap();
+        let t = Ticket::generate(PublicKey([7; 32])).unwrap();
         let start = Instant::now();
         assert_eq!(hand_over(port, t.line().as_bytes()).unwrap(), "ok");
         assert!(
