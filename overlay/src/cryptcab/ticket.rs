@@ -712,17 +712,17 @@ mod props {
 
     proptest! {
         #[test]
-        fn line_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), end in prop_oneof![Just(""), Just("\n"), Just("\r\n")]) {
-            let t = Ticket { key_id, key };
+        fn line_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), client in any::<[u8; 32]>(), end in prop_oneof![Just(""), Just("\n"), Just("\r\n")]) {
+            let t = Ticket { key_id, key, client: PublicKey(client) };
             let line = t.line();
             let line = format!("{}{end}", line.trim_end());
             let u = Ticket::parse(&line).unwrap();
-            prop_assert_eq!((u.key_id, u.key), (key_id, key));
+            prop_assert_eq!((u.key_id, u.key, u.client), (key_id, key, PublicKey(client)));
         }
 
         #[test]
-        fn a_changed_word_does_not_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), at in 0usize..94, c in "[g-z:/ ]") {
-            let line = Ticket { key_id, key }.line();
+        fn a_changed_word_does_not_parse(key_id in any::<[u8; 8]>(), key in any::<[u8; 32]>(), at in 0usize..159, c in "[g-z:/ ]") {
+            let line = Ticket { key_id, key, client: PublicKey([3; 32]) }.line();
             let mut bytes = line.clone().into_bytes();
             // a non-hex character anywhere after the protocol name, or any
             // change to the name, breaks the line
