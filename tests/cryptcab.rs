@@ -481,8 +481,9 @@ fn tickets_are_checked_against_kernel_credentials() {
     let dir = TempDir::new("cc-cred");
     let b = Switch::start(Impl::Ours, &dir, "b", &[]);
     let bs = b.ctl.display().to_string();
-    let line = "vde-crypto/1 0011223344556677 \
-                00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    let line = "vde-crypto/2 0011223344556677 \
+                00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff \
+                0707070707070707070707070707070707070707070707070707070707070707\n";
     // the helper run as uid:gid hands the ticket line to the server on port
     let hand = |port: &str, uid: &str, gid: &str| {
         let mut c = Command::new("setpriv")
@@ -1353,8 +1354,9 @@ fn nobody_can_take_the_ticket_socket_before_the_server() {
         .take()
         .unwrap()
         .write_all(
-            b"vde-crypto/1 0a0b0c0d0e0f0102 \
-              00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+            b"vde-crypto/2 0a0b0c0d0e0f0102 \
+              00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff \
+              0707070707070707070707070707070707070707070707070707070707070707\n",
         )
         .unwrap();
     let out = c.wait_with_output().unwrap();
@@ -1364,4 +1366,127 @@ fn nobody_can_take_the_ticket_socket_before_the_server() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Identities (issue #10): made on first use with mode 0600 and shown as a
+/// fingerprint; a PSK client pinned to the server's fingerprint connects,
+/// one pinned to another identity does not (even with the right key
+/// file), and the server's log names the client's identity.
+#[test]
+fn identities_are_made_shown_and_pinned() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("cc-ident");
+    let fingerprint = |id: &str| {
+        let out = Command::new(CRYPTCAB)
+            .args(["--identity", id, "--fingerprint"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (sid, cid) = (dir.path("srv.id"), dir.path("cli.id"));
+    let (sid, cid) = (sid.to_str().unwrap(), cid.to_str().unwrap());
+    let sfp = fingerprint(sid);
+    assert!(sfp.starts_with("SHA256:") && sfp.len() == 50, "{sfp}");
+    assert_eq!(fingerprint(sid), sfp, "the same identity the next time");
+    let mode = std::fs::metadata(sid).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let cfp = fingerprint(cid);
+    assert_ne!(cfp, sfp);
+    // a key others may read is refused
+    std::fs::set_permissions(cid, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(CRYPTCAB)
+        .args(["--identity", cid, "--fingerprint"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{out:?}"
+    );
+    std::fs::set_permissions(cid, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let b = Switch::start(Impl::Ours, &dir, "b", &[]);
+    let key = key_file(&dir);
+    let (as_, bs) = (a.ctl.display().to_string(), b.ctl.display().to_string());
+    let sport = free_udp_port().to_string();
+    let srv = Cab::start(
+        &dir,
+        "srv",
+        &["-s", &bs, "-p", &sport, "-P", &key, "--identity", sid],
+    );
+    assert!(wait_for(5, || srv.log().contains(&sfp)), "{}", srv.log());
+    let conn = format!("127.0.0.1:{sport}");
+    // pinned to the client's own fingerprint: the server is not that
+    let lport = free_udp_port().to_string();
+    let wrong = Cab::start(
+        &dir,
+        "wrong",
+        &[
+            "-s",
+            &as_,
+            "-p",
+            &lport,
+            "-c",
+            &conn,
+            "-P",
+            &key,
+            "--identity",
+            cid,
+            "--pin",
+            &cfp,
+        ],
+    );
+    assert!(
+        wait_for(5, || wrong.log().contains("not the pinned identity")),
+        "{}",
+        wrong.log()
+    );
+    assert_eq!(cryptcab_ports(&b), 0, "no cable with the wrong pin");
+    drop(wrong);
+    // pinned right: up, and each end names the other's identity
+    let lport = free_udp_port().to_string();
+    let cli = Cab::start(
+        &dir,
+        "cli",
+        &[
+            "-s",
+            &as_,
+            "-p",
+            &lport,
+            "-c",
+            &conn,
+            "-P",
+            &key,
+            "--identity",
+            cid,
+            "--pin",
+            &sfp,
+        ],
+    );
+    assert!(wait_for(10, || cryptcab_ports(&b) == 1), "{}", cli.log());
+    assert!(
+        wait_for(5, || srv.log().contains(&format!("identity {cfp}"))),
+        "{}",
+        srv.log()
+    );
+    // a pin is refused where it means nothing, and a bad one is named
+    for (args, why) in [
+        (
+            vec!["-s", &as_, "-P", &key, "--pin", &sfp],
+            "--pin is for a client",
+        ),
+        (
+            vec!["-s", &as_, "-c", &conn, "-P", &key, "--pin", "SHA256:nope"],
+            "not a fingerprint",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--identity", cid]);
+        let out = Command::new(CRYPTCAB).args(&args).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
 }

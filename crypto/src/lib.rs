@@ -1,4 +1,4 @@
-//! vde-crypto: the sans-IO secure-cable protocol of vde, `vde-crypto/1`.
+//! vde-crypto: the sans-IO secure-cable protocol of vde, `vde-crypto/2`.
 //!
 //! This crate holds the handshake messages, key schedule, seal/open, replay
 //! window and timers of the secure cable. It touches no socket and no clock:
@@ -9,106 +9,140 @@
 //! (many cables, the responder). Each call returns an enum telling the caller
 //! what to do next.
 //!
-//! Cryptographic primitives all come from `ring`: X25519, HKDF-SHA256,
-//! HMAC-SHA256, SHA-256, ChaCha20-Poly1305 or AES-256-GCM.
+//! The handshake is Noise `IKpsk2` with X25519, ChaCha20-Poly1305 and
+//! SHA-256 ([`noise`], checked against the Noise test vectors), the pattern
+//! WireGuard uses. Primitives: X25519 from `x25519-dalek`; HMAC, HKDF,
+//! SHA-256 and the transport AEADs (ChaCha20-Poly1305, AES-256-GCM) from
+//! `ring`; the handshake's and the cookies' ChaCha20-Poly1305 from
+//! RustCrypto (whose keys are wiped on drop).
 //!
-//! # Wire format of `vde-crypto/1`
+//! # Wire format of `vde-crypto/2`
 //!
 //! All integers are little-endian unless said otherwise. Every datagram
 //! starts with a type byte and three more header bytes. In INIT and RESP
 //! byte 1 is the AEAD suite id (see [`Suite::id`]) and bytes 2..4 are
-//! reserved; in transport packets bytes 1..4 are reserved. Reserved bytes
+//! reserved; in the other messages bytes 1..4 are reserved. Reserved bytes
 //! are zero on send, and a datagram with a nonzero reserved byte is dropped.
 //!
 //! | type | name      | direction        | length      |
 //! |------|-----------|------------------|-------------|
-//! | 0x01 | INIT      | client -> server | 72          |
-//! | 0x02 | RESP      | server -> client | 60          |
+//! | 0x01 | INIT      | client -> server | 152         |
+//! | 0x02 | RESP      | server -> client | 72          |
+//! | 0x03 | COOKIE    | server -> client | 52          |
 //! | 0x04 | DATA      | both             | 32 + frame  |
 //! | 0x05 | KEEPALIVE | both             | 32          |
 //! | 0x06 | CLOSE     | both             | 32          |
+//! | 0x07 | KEYREQ    | client -> server | 52          |
+//! | 0x08 | KEYRESP   | server -> client | 52          |
 //!
-//! ## Key material
+//! ## Keys
 //!
-//! Every cable has a 32-byte pre-shared key ([`Psk`]) named by an 8-byte
-//! [`KeyId`] chosen by the client (the cable id). In ticket mode the server
-//! holds a table `KeyId -> Psk` filled through an authenticated side channel
-//! (ssh); in PSK-file mode it holds a single PSK used for every key id. A PSK
-//! file is turned into a PSK by `HKDF-SHA256(salt = "vde-crypto/1 psk",
-//! ikm = file bytes, info = "psk", L = 32)`; files shorter than 16 bytes are
-//! refused.
-//!
-//! From a PSK:
-//!
-//! ```text
-//! ck0      = HKDF-Extract(salt = "vde-crypto/1", ikm = psk)
-//! mac1_key = HKDF-Expand(ck0, info = "mac1", 32)      (an HMAC-SHA256 key)
-//! ck       = HKDF-Expand(ck0, info = "ck", 32)        (salt of the handshake)
-//! ```
-//!
-//! ## INIT (72 bytes, client -> server)
+//! Every node has a long-term X25519 key pair, its [`Identity`]. Every
+//! cable has a 32-byte pre-shared key ([`Psk`]), the Noise PSK, named by
+//! an 8-byte [`KeyId`] chosen by the client (the cable id). In ticket mode
+//! the server holds a table `KeyId -> (Psk, client's static key)` filled
+//! through an authenticated side channel (ssh), and the client knows the
+//! server's static key from it ([`ServerAuth::Ticket`]); in PSK-file mode
+//! the server holds a single PSK used for every key id and every client
+//! identity ([`ServerAuth::Psk`]). A PSK file is turned into a PSK by
+//! `HKDF-SHA256(salt = "vde-crypto/1 psk", ikm = file bytes, info = "psk",
+//! L = 32)`; files shorter than 32 bytes or with fewer than 16 distinct
+//! byte values are refused. The server tells cables apart by `(client
+//! static key, key id)`.
 //!
 //! ```text
-//! [0]      0x01
-//! [1]      suite proposed (0x00 ChaCha20-Poly1305, 0x01 AES-256-GCM)
-//! [2..4]   0
-//! [4..8]   client sender index (u32, random)
-//! [8..16]  key id
-//! [16..48] client ephemeral X25519 public key
-//! [48..56] timestamp (u64 BIG-endian, nanoseconds, strictly increasing)
-//! [56..72] mac1 = HMAC-SHA256(mac1_key, bytes[0..56])[..16]
+//! mac1_key    = SHA-256("vde-crypto/2 mac1" || S_server || psk)   (psk only in PSK-file mode)
+//! cookie_key  = SHA-256("vde-crypto/2 cookie" || S_server)
+//! keyreq_key  = HKDF-SHA256(salt = "vde-crypto/2 keyreq", ikm = psk, info = "keyreq", 32)
 //! ```
 //!
-//! The server checks, in this order and before any X25519 or allocation:
-//! exact length, key id known (ticket mode; else dropped without answer),
-//! mac1 (constant time), suite (a known id that the server's
-//! [`Config::accept`] contains; else dropped without answer as
-//! [`Drop::BadSuite`], after mac1 so that an unauthenticated sender learns
-//! nothing), timestamp strictly greater than the greatest one already
-//! accepted for that key id (else it is a replay), room for one more pending
-//! handshake (a new INIT for a key id replaces that key id's older pending
-//! handshake). Every INIT dropped is dropped without an answer. The client's
-//! timestamp is `max(wall_clock_at_start + (now - start), previous + 1)` in
-//! nanoseconds.
-//!
-//! ## RESP (60 bytes, server -> client)
+//! ## KEYREQ, KEYRESP (PSK-file mode, server key not known)
 //!
 //! ```text
-//! [0]      0x02
-//! [1]      suite chosen (= the one the INIT proposed)
-//! [2..4]   0
-//! [4..8]   server sender index (random u32, unique among the server's sessions)
-//! [8..12]  receiver index (the client's sender index)
-//! [12..44] server ephemeral X25519 public key
-//! [44..60] confirm = HMAC-SHA256(confirm_key, th || bytes[0..44])[..16]
+//! KEYREQ:  [0] 0x07  [1..4] 0  [4..36] nonce (random)  [36..52] HMAC(keyreq_key, bytes[0..36])[..16]
+//! KEYRESP: [0] 0x08  [1..4] 0  [4..36] S_server  [36..52] HMAC(keyreq_key, nonce || bytes[0..36])[..16]
 //! ```
 //!
-//! Key schedule, with `dh = X25519(e_s, E_c) = X25519(e_c, E_s)`:
+//! The client takes `S_server` from the first KEYRESP that verifies
+//! against its outstanding nonce and, when it was given a pin
+//! ([`Fingerprint`], the SHA-256 of `"vde-crypto/2 identity" || S_server`),
+//! matches it (else [`Drop::BadIdentity`]). A server in ticket mode drops
+//! KEYREQ.
+//!
+//! ## INIT (152 bytes, client -> server)
 //!
 //! ```text
-//! th          = SHA-256(INIT[0..72] || RESP[0..44])
-//! prk         = HKDF-Extract(salt = ck, ikm = dh || th)
-//! confirm_key = HKDF-Expand(prk, "confirm", 32)        (an HMAC-SHA256 key)
-//! k_c2s       = HKDF-Expand(prk, "c2s", key length)    (client -> server)
-//! k_s2c       = HKDF-Expand(prk, "s2c", key length)    (server -> client)
+//! [0]        0x01
+//! [1]        suite proposed (0x00 ChaCha20-Poly1305, 0x01 AES-256-GCM)
+//! [2..4]     0
+//! [4..8]     client sender index (u32, random)
+//! [8..120]   Noise message 1 (-> e, es, s, ss): e (32), encrypted s (32 + 16),
+//!            encrypted payload (16 + 16): key id (8) || timestamp (u64 BIG-endian, ns)
+//! [120..136] mac1 = HMAC(mac1_key, bytes[0..120])[..16]
+//! [136..152] mac2 = HMAC(cookie, bytes[0..136])[..16], or zeros without a cookie
 //! ```
 //!
-//! `k_c2s` and `k_s2c` are keys of the negotiated suite; the key length is
-//! 32 bytes for both suites. The suite is bound into every derived key
-//! through `th`, which covers byte 1 of INIT and RESP.
+//! The Noise prologue is `"vde-crypto/2" || bytes[0..8]`, and the responder's
+//! static key is the pre-message. The server checks, in this order: exact
+//! length, mac1 (constant time), then, when it holds
+//! [`Config::cookie_threshold`] or more unconfirmed handshakes, mac2 (else
+//! it answers a COOKIE and does nothing else); the suite (a known id that
+//! the server's [`Config::accept`] contains; else dropped unanswered as
+//! [`Drop::BadSuite`]); the Noise message (else [`Drop::BadMac`]); in
+//! ticket mode, the key id's ticket ([`Drop::UnknownKey`]) and that the
+//! client's static key is the one the ticket names
+//! ([`Drop::BadIdentity`]); the timestamp, strictly greater than any
+//! accepted for that (client key, key id) ([`Drop::StaleTimestamp`]); room
+//! for one more pending handshake (a new INIT for a cable replaces that
+//! cable's older pending handshake, and a cable that is up is never
+//! refused for the pending table). Every INIT dropped is dropped without an
+//! answer. The client's timestamp is `max(wall_clock_at_start + (now -
+//! start), previous + 1)` in nanoseconds.
 //!
-//! Ephemeral private keys are used once and consumed by the agreement
-//! (forward secrecy). RESP is smaller than INIT, so the server never
-//! amplifies. The client accepts a RESP of exactly 60 bytes whose receiver
-//! index is its pending handshake's, whose suite byte is the one it proposed
-//! (else [`Drop::BadSuite`], before any X25519) and whose confirm verifies;
-//! the new keypair then becomes current for sending and the client sends a
-//! KEEPALIVE at once. The server holds the new keypair as pending until the
-//! first authenticated transport packet under it arrives: that packet
-//! confirms the handshake, creating the peer (new key id) or rotating the
-//! peer's keys (rekey). A forged RESP carrying the right receiver index and
-//! suite spends the client's ephemeral key (ring consumes it), so that
-//! attempt is lost and retried after `handshake_retry`.
+//! ## COOKIE (52 bytes, server -> client)
+//!
+//! ```text
+//! [0] 0x03  [1..4] 0  [4..8] receiver index (the INIT's sender index)
+//! [8..20]  nonce (random)
+//! [20..52] ChaCha20-Poly1305(cookie_key, nonce, aad = the INIT's mac1, cookie (16))
+//! cookie = HMAC(secret, source IPv6 or v4-mapped address (16) || port (2, BE))[..16]
+//! ```
+//!
+//! The server draws `secret` afresh every [`COOKIE_SECRET_LIFETIME`]. The
+//! client keeps the cookie for a little less than that, drops its
+//! handshake attempt and sends a new INIT with mac2 at once.
+//!
+//! ## RESP (72 bytes, server -> client)
+//!
+//! ```text
+//! [0]       0x02
+//! [1]       suite chosen (= the one the INIT proposed)
+//! [2..4]    0
+//! [4..8]    server sender index (random u32, unique among the server's sessions)
+//! [8..12]   receiver index (the client's sender index)
+//! [12..72]  Noise message 2 (<- e, ee, se, psk): e (32), encrypted payload
+//!           (12 + 16): a copy of bytes[0..12]
+//! ```
+//!
+//! The client accepts a RESP of exactly 72 bytes whose receiver index is
+//! its pending handshake's, whose suite byte is the one it proposed (else
+//! [`Drop::BadSuite`], before any X25519), whose Noise message verifies and
+//! whose payload equals its header (else [`Drop::BadMac`]; the handshake
+//! state is left as it was, so a forged RESP costs the genuine one
+//! nothing). Then, from the Noise split `(k_i2r, k_r2i)`:
+//!
+//! ```text
+//! k_c2s = HKDF-SHA256(salt = "vde-crypto/2 transport", ikm = k_i2r, info = suite name, 32)
+//! k_s2c = HKDF-SHA256(salt = "vde-crypto/2 transport", ikm = k_r2i, info = suite name, 32)
+//! ```
+//!
+//! (suite names `"chacha20-poly1305"`, `"aes-256-gcm"`). The new keypair
+//! becomes current for sending and the client sends a KEEPALIVE at once.
+//! The server holds the new keypair as pending until the first
+//! authenticated transport packet under it arrives: that packet confirms
+//! the handshake, creating the peer (a new cable) or rotating the peer's
+//! keys (rekey). RESP is smaller than INIT, and COOKIE and KEYRESP are no
+//! larger than what they answer, so the server never amplifies.
 //!
 //! ## DATA, KEEPALIVE, CLOSE (transport, 32 bytes of overhead)
 //!
@@ -128,8 +162,9 @@
 //! counter the replay window has already seen (a fast reject before
 //! decrypting), opens the AEAD, and only then marks the counter as seen. The
 //! replay window accepts, exactly once, any counter within the last 4032
-//! (at least 2048) of the highest seen. Every authenticated packet updates
-//! the peer's address (roaming).
+//! of the highest seen. An authenticated packet whose counter is higher
+//! than every one before under its keypair updates the peer's address
+//! (roaming); an older one, even genuine, does not.
 //!
 //! ## Suite negotiation
 //!

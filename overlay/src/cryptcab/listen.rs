@@ -223,7 +223,7 @@ impl Listen {
             .server
             .peer_identity(peer)
             .map_or_else(String::new, |k| format!(", identity {}", k.fingerprint()));
-        tracing::info!("cable {} from {addr} up ({suite}{who})", id_hex(&key_id));
+        tracing::info!("cable {} from {addr} up ({suite}){who}", id_hex(&key_id));
         self.peers.insert(
             peer,
             Peer {
