@@ -527,7 +527,8 @@ impl Server {
         }
         let id = *self.index.get(&t.receiver).ok_or(Drop::UnknownIndex)?;
         let peer = self.peers.get_mut(&id).ok_or(Drop::UnknownIndex)?;
-        let kp = if peer.current.local_index == t.receiver {
+        let on_current = peer.current.local_index == t.receiver;
+        let kp = if on_current {
             if peer.current.expired(now, self.config.reject_after_time) {
                 return Err(Drop::KeyExpired);
             }
@@ -540,8 +541,9 @@ impl Server {
             }
         };
         // Only the newest packet moves the peer (roaming): a genuine packet
-        // held back and released later from elsewhere does not.
-        if kp.open(datagram, t.counter, out)? {
+        // held back and released later from elsewhere does not, nor does
+        // one under the previous keypair (older than any under the current).
+        if kp.open(datagram, t.counter, out)? && on_current {
             peer.addr = from;
         }
         peer.last_recv = now;
