@@ -745,3 +745,75 @@ fn max_peers_respected() {
     assert_eq!(s.peers().count(), 3);
     assert_eq!(s.stats().count(Drop::TooManyPeers), 2);
 }
+
+// Round trips of the handshake packets through their emitter (`Client`)
+// and their parser (`Server`, and back), over arbitrary inputs.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any cable id, wall clock and suite: the INIT carries them (the
+    /// server reads back the client's identity, the cable id and the
+    /// timestamp), and the handshake completes on the peer
+    /// (identity, cable id).
+    #[test]
+    fn init_resp_round_trip(
+        key_id in proptest::prelude::any::<[u8; 8]>(),
+        wall in proptest::prelude::any::<u64>(),
+        aes in proptest::prelude::any::<bool>(),
+    ) {
+        let suite = if aes { Suite::Aes256Gcm } else { Suite::ChaCha20Poly1305 };
+        let config = proposing(suite);
+        let mut c = Client::new(
+            config.clone(), client_identity(), psk_auth(), key_id, psk(), wall, T0,
+        );
+        let mut s = psk_server(&config);
+        let init = init_of(&mut c, T0);
+        proptest::prop_assert_eq!(open_init(&init), Some((client_pub(), key_id, wall)));
+        let mut resp = Vec::new();
+        proptest::prop_assert_eq!(
+            s.receive(&init, from(), T0, &mut resp),
+            Ok(ServerRecv::Reply(from()))
+        );
+        proptest::prop_assert_eq!(resp.len(), RESP_LEN);
+        let mut out = Vec::new();
+        proptest::prop_assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::Up));
+        proptest::prop_assert_eq!(c.poll(T0, &mut out), Some(ClientEvent::Send));
+        let r = s.receive(&out, from(), T0, &mut resp);
+        let Ok(ServerRecv::PeerUp(id, kid, _)) = r else {
+            return Err(proptest::test_runner::TestCaseError::fail(format!("{r:?}")));
+        };
+        proptest::prop_assert_eq!(kid, key_id);
+        proptest::prop_assert_eq!(s.peer_by_key(&client_pub(), &key_id), Some(id));
+        proptest::prop_assert_eq!(s.peer_suite(id), Some(suite));
+    }
+
+    /// Any PSK: KEYREQ and KEYRESP made and checked under it teach the
+    /// client the server's key; under another PSK nothing is answered.
+    #[test]
+    fn keyreq_keyresp_round_trip(
+        key in proptest::prelude::any::<[u8; 32]>(),
+        other in proptest::prelude::any::<[u8; 32]>(),
+    ) {
+        let auth = ServerAuth::Psk { known: None, pin: Some(server_pub().digest()) };
+        let mut c = Client::new(
+            Config::default(), client_identity(), auth, KEY_ID, Psk::from_bytes(key), WALL, T0,
+        );
+        let mut req = Vec::new();
+        proptest::prop_assert_eq!(c.poll(T0, &mut req), Some(ClientEvent::Send));
+        proptest::prop_assert_eq!(req[0], 0x07);
+        let mut s = new_server(&Config::default(), KeySource::Psk(Psk::from_bytes(key)));
+        let mut resp = Vec::new();
+        proptest::prop_assert_eq!(
+            s.receive(&req, from(), T0, &mut resp),
+            Ok(ServerRecv::Reply(from()))
+        );
+        let mut out = Vec::new();
+        proptest::prop_assert_eq!(c.receive(&resp, T0, &mut out), Ok(ClientRecv::ServerKey));
+        proptest::prop_assert_eq!(c.server_identity(), Some(server_pub()));
+        if other != key {
+            let mut s = new_server(&Config::default(), KeySource::Psk(Psk::from_bytes(other)));
+            proptest::prop_assert_eq!(s.receive(&req, from(), T0, &mut resp), Err(Drop::BadMac));
+            proptest::prop_assert!(resp.is_empty());
+        }
+    }
+}

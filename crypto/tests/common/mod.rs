@@ -158,6 +158,9 @@ pub struct Net {
     pub log: Vec<(Duration, Ev)>,
     pub client_frames: Vec<Vec<u8>>,
     pub server_frames: Vec<(PeerId, Vec<u8>)>,
+    /// Every datagram the client sent, as an eavesdropper near it sees
+    /// them (whether or not the link delivers them).
+    pub client_sent: Vec<Vec<u8>>,
     buf: Vec<u8>,
 }
 
@@ -177,6 +180,7 @@ impl Net {
             log: Vec::new(),
             client_frames: Vec::new(),
             server_frames: Vec::new(),
+            client_sent: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -187,6 +191,7 @@ impl Net {
     }
 
     pub fn send_to_server(&mut self, d: Vec<u8>) {
+        self.client_sent.push(d.clone());
         if self.link && !(self.drop_inits && d.first() == Some(&0x01)) {
             self.to_server.push_back(d);
         }
