@@ -62,8 +62,9 @@ pub enum ClientRecv {
     /// PSK-file mode: the server's static key arrived in a KEYRESP and is
     /// now pinned ([`Client::server_identity`]); `poll` sends the INIT.
     ServerKey,
-    /// The server is under load and sent a cookie: `poll` now sends a new
-    /// INIT that carries it (mac2).
+    /// The server is under load and sent a cookie: the next INIT (when
+    /// the attempt in flight times out, after `handshake_retry`) carries
+    /// it (mac2).
     Cookie,
 }
 
@@ -315,7 +316,11 @@ impl Client {
         if !keys::verify_mac16(&keys::keyreq_key(&self.psk), &[&req.nonce, head], mac) {
             return Err(Drop::BadMac);
         }
-        let key = PublicKey(head.get(4..36).and_then(|k| k.try_into().ok()).ok_or(Drop::BadLength)?);
+        let key = PublicKey(
+            head.get(4..36)
+                .and_then(|k| k.try_into().ok())
+                .ok_or(Drop::BadLength)?,
+        );
         if self.pin.is_some_and(|pin| pin != key.digest()) {
             return Err(Drop::BadIdentity);
         }
@@ -338,12 +343,20 @@ impl Client {
         let mut cookie: [u8; MAC_LEN] = p[20..36].try_into().map_err(|_| Drop::BadLength)?;
         let tag: [u8; TAG_LEN] = p[36..52].try_into().map_err(|_| Drop::BadLength)?;
         let aad = &hs.init[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
-        keys::cookie_open(&keys::cookie_seal_key(server), &nonce, aad, &mut cookie, &tag)
-            .ok_or(Drop::BadMac)?;
+        keys::cookie_open(
+            &keys::cookie_seal_key(server),
+            &nonce,
+            aad,
+            &mut cookie,
+            &tag,
+        )
+        .ok_or(Drop::BadMac)?;
+        // Kept for the next attempt, which carries mac2. The attempt in
+        // flight goes on: anyone who knows the server's public key and saw
+        // the INIT can make a COOKIE, and cancelling the handshake for one
+        // would let such an injector keep the cable down (WireGuard does
+        // the same).
         self.cookie = Some((cookie, now));
-        // A new INIT with mac2 at the next poll.
-        self.handshake = None;
-        self.retry_at = now;
         Ok(ClientRecv::Cookie)
     }
 

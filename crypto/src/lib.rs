@@ -84,9 +84,8 @@
 //!
 //! The Noise prologue is `"vde-crypto/2" || bytes[0..8]`, and the responder's
 //! static key is the pre-message. The server checks, in this order: exact
-//! length, mac1 (constant time), then, when it holds
-//! [`Config::cookie_threshold`] or more unconfirmed handshakes, mac2 (else
-//! it answers a COOKIE and does nothing else); the suite (a known id that
+//! length, mac1 (constant time), then, when it is under load (see
+//! COOKIE), mac2 (else it answers a COOKIE and does nothing else); the suite (a known id that
 //! the server's [`Config::accept`] contains; else dropped unanswered as
 //! [`Drop::BadSuite`]); the Noise message (else [`Drop::BadMac`]); in
 //! ticket mode, the key id's ticket ([`Drop::UnknownKey`]) and that the
@@ -109,8 +108,14 @@
 //! ```
 //!
 //! The server draws `secret` afresh every [`COOKIE_SECRET_LIFETIME`]. The
-//! client keeps the cookie for a little less than that, drops its
-//! handshake attempt and sends a new INIT with mac2 at once.
+//! client keeps the cookie for a little less than that and puts mac2 in
+//! its next INIT, when the attempt in flight times out (it does not cancel
+//! that attempt: the cookie key and the mac1 are public, so anyone could
+//! make a COOKIE). The server is under load when it holds
+//! [`Config::cookie_threshold`] or more unconfirmed handshakes, or when
+//! four times that many INITs reached the key exchange within the current
+//! second (INITs that fail after it, for an unknown ticket or identity,
+//! take no handshake slot but cost X25519).
 //!
 //! ## RESP (72 bytes, server -> client)
 //!
@@ -162,9 +167,10 @@
 //! counter the replay window has already seen (a fast reject before
 //! decrypting), opens the AEAD, and only then marks the counter as seen. The
 //! replay window accepts, exactly once, any counter within the last 4032
-//! of the highest seen. An authenticated packet whose counter is higher
-//! than every one before under its keypair updates the peer's address
-//! (roaming); an older one, even genuine, does not.
+//! of the highest seen. An authenticated packet under the current keypair
+//! whose counter is higher than every one before updates the peer's
+//! address (roaming); an older one, or one under the previous keypair,
+//! even genuine, does not.
 //!
 //! ## Suite negotiation
 //!
@@ -542,9 +548,11 @@ pub struct Config {
     pub max_pending: usize,
     /// Server: at most this many peers.
     pub max_peers: usize,
-    /// Server: with this many unconfirmed handshakes or more it is under
-    /// load, and answers an INIT without a valid mac2 (a cookie bound to
-    /// the sender's address) with a COOKIE instead of doing any X25519.
+    /// Server: with this many unconfirmed handshakes or more, or four
+    /// times this many INITs that reached the key exchange within the
+    /// current second, it is under load, and answers an INIT without a
+    /// valid mac2 (a cookie bound to the sender's address) with a COOKIE
+    /// instead of doing any X25519.
     pub cookie_threshold: usize,
 }
 

@@ -147,6 +147,9 @@ pub struct Server {
     cookie_seal: Zeroizing<[u8; 32]>,
     /// The secret cookies are made with, and when it was drawn.
     cookie_secret: Option<(hmac::Key, Duration)>,
+    /// Start of the current one-second window, and how many INITs reached
+    /// the key exchange in it.
+    dh_window: (Duration, u32),
     /// Greatest INIT timestamp accepted per cable.
     timestamps: HashMap<PeerKey, u64>,
     /// Unconfirmed handshakes by our sender index.
@@ -196,6 +199,7 @@ impl Server {
             keyreq,
             cookie_seal: keys::cookie_seal_key(&public),
             cookie_secret: None,
+            dh_window: (Duration::ZERO, 0),
             timestamps: HashMap::new(),
             pending: HashMap::new(),
             pending_by_key: HashMap::new(),
@@ -340,6 +344,21 @@ impl Server {
         keys::verify_mac16(&key, &[&p[..INIT_MAC2_OFFSET]], mac2)
     }
 
+    /// Whether INITs must carry a valid mac2: many unconfirmed
+    /// handshakes, or many INITs that cost X25519 this second.
+    fn under_load(&mut self, now: Duration) -> bool {
+        let threshold = self.config.cookie_threshold;
+        if self.pending.len() >= threshold {
+            return true;
+        }
+        let (start, count) = self.dh_window;
+        if now >= after(start, Duration::from_secs(1)) {
+            self.dh_window = (now, 0);
+            return false;
+        }
+        usize::try_from(count).unwrap_or(usize::MAX) >= threshold.saturating_mul(4)
+    }
+
     /// Writes the COOKIE answering `p` from `from` into `out`.
     fn write_cookie(
         &mut self,
@@ -353,8 +372,8 @@ impl Server {
         self.rng.fill(&mut draw).map_err(|_| Drop::Internal)?;
         let nonce: [u8; 12] = draw[..12].try_into().map_err(|_| Drop::Internal)?;
         let aad = &p[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
-        let tag = keys::cookie_seal(&self.cookie_seal, &nonce, aad, &mut cookie)
-            .ok_or(Drop::Internal)?;
+        let tag =
+            keys::cookie_seal(&self.cookie_seal, &nonce, aad, &mut cookie).ok_or(Drop::Internal)?;
         let mut c = [0u8; COOKIE_LEN];
         c[0] = TYPE_COOKIE;
         c[4..8].copy_from_slice(&p[4..8]);
@@ -384,7 +403,7 @@ impl Server {
         if !keys::verify_mac16(&self.mac1, &[&p[..INIT_MAC1_OFFSET]], mac1) {
             return Err(Drop::BadMac);
         }
-        if self.pending.len() >= self.config.cookie_threshold && !self.mac2_valid(p, from, now) {
+        if self.under_load(now) && !self.mac2_valid(p, from, now) {
             return self.write_cookie(p, from, now, out);
         }
         // After mac1: an unauthenticated sender learns nothing of `accept`
@@ -392,6 +411,8 @@ impl Server {
         let suite = Suite::from_id(p[SUITE_OFFSET])
             .filter(|s| self.config.accept.contains(*s))
             .ok_or(Drop::BadSuite)?;
+        // This INIT costs X25519 from here on, whatever its outcome.
+        self.dh_window.1 = self.dh_window.1.saturating_add(1);
         let mut payload = Zeroizing::new([0u8; INIT_PAYLOAD]);
         let hs = noise::Responder::read_msg1(
             &self.identity,

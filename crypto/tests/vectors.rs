@@ -441,11 +441,14 @@ fn byte_exact_cookie_and_mac2() {
     assert_eq!(server.pending_handshakes(), 0);
     let mut out = Vec::new();
     assert_eq!(client.receive(&got, now, &mut out), Ok(ClientRecv::Cookie));
-    // The next INIT: a fresh timestamp (1 ns later, the clock did not
-    // move), mac2 = HMAC(cookie, INIT[0..136])[..16].
+    // The next INIT, when the attempt in flight runs out: its timestamp
+    // is handshake_retry later, mac2 = HMAC(cookie, INIT[0..136])[..16].
+    let retry = Config::default().handshake_retry;
     let mut init2 = Vec::new();
+    assert_eq!(client.poll(now, &mut init2), None, "the attempt goes on");
+    let now = now + retry;
     assert_eq!(client.poll(now, &mut init2), Some(ClientEvent::Send));
-    let mut want = hand_init(0x00, WALL + 1);
+    let mut want = hand_init(0x00, WALL + retry.as_nanos() as u64);
     let mac2 = hmac16(&cookie, &[&want[..136]]);
     want[136..].copy_from_slice(&mac2);
     assert_eq!(init2, want);
