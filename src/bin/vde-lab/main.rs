@@ -437,6 +437,9 @@ fn start_site(l: &L, i: usize) -> Res<()> {
                 tail(&hlog)
             ));
         }
+        // the same MAC after a restart: the other hosts' ARP caches stay right
+        let mac = format!("02:1a:b0:{:02x}:{:02x}:01", i % 256, k);
+        ns_run(&hns, &["ip", "link", "set", "eth0", "address", &mac])?;
         ns_run(&hns, &["ip", "addr", "add", &h.addr, "dev", "eth0"])?;
         ns_run(&hns, &["ip", "link", "set", "eth0", "up"])?;
     }
