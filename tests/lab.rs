@@ -18,7 +18,9 @@ const LAB: &str = env!("CARGO_BIN_EXE_vde-lab");
 const PROBE_PORT: u16 = 9999;
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/lab")
+        .join(name)
 }
 
 fn ready() -> bool {
@@ -140,10 +142,7 @@ impl Hosts {
     fn copies(&mut self, from: usize) -> Vec<usize> {
         self.seq += 1;
         let tag = format!("vde-lab probe {} from {from}", self.seq);
-        let _ = self.socks[from].send_to(
-            tag.as_bytes(),
-            SocketAddrV4::new(self.bcast, PROBE_PORT),
-        );
+        let _ = self.socks[from].send_to(tag.as_bytes(), SocketAddrV4::new(self.bcast, PROBE_PORT));
         let mut n = vec![0; self.socks.len()];
         let end = Instant::now() + Duration::from_millis(300);
         let mut buf = [0u8; 200];
@@ -250,8 +249,11 @@ fn tcp(lab: &Lab, from: (&str, &str), to: (&str, &str), to_ip: Ipv4Addr) {
         got
     });
     let mut s = in_netns(&lab.host_ns(from.0, from.1), || {
-        TcpStream::connect_timeout(&SocketAddrV4::new(to_ip, 5001).into(), Duration::from_secs(5))
-            .expect("connect across the sites")
+        TcpStream::connect_timeout(
+            &SocketAddrV4::new(to_ip, 5001).into(),
+            Duration::from_secs(5),
+        )
+        .expect("connect across the sites")
     });
     s.write_all(&data).unwrap();
     drop(s);
@@ -290,7 +292,10 @@ fn ring_of_three_over_cryptcab() {
     let t = h.until_once(&all, 20).expect("the ring converges");
     eprintln!("ring3: broadcasts exactly once {t:?} after `up`");
     for _ in 0..3 {
-        assert!(h.once(&all), "every broadcast reaches every other site once");
+        assert!(
+            h.once(&all),
+            "every broadcast reaches every other site once"
+        );
     }
     // one port of the ring is blocked, and status says so
     let r = roles(&lab);
@@ -326,7 +331,8 @@ fn ring_of_three_over_cryptcab() {
     });
     eprintln!("ring3: cable {cable} cut: {site} -> {other} broadcasts lost for {gap:?}");
     assert!(gap < Duration::from_secs(4), "failover within a sane bound");
-    h.until_once(&all, 10).expect("rerouted around the cut cable");
+    h.until_once(&all, 10)
+        .expect("rerouted around the cut cable");
     let st = lab.ok(&["status"]);
     assert!(
         st.lines()
@@ -362,7 +368,10 @@ fn ring_of_three_over_cryptcab() {
     lab.ok(&["start", &root]);
     let t0 = Instant::now();
     h.until_once(&all, 20).expect("the restarted site rejoins");
-    eprintln!("ring3: site {root} restarted, rejoined in {:?}", t0.elapsed());
+    eprintln!(
+        "ring3: site {root} restarted, rejoined in {:?}",
+        t0.elapsed()
+    );
     for _ in 0..3 {
         assert!(h.once(&all));
     }
@@ -393,8 +402,14 @@ fn vlans_stay_apart_across_sites() {
     h.until_once(&red, 20).expect("red converges");
     h.until_once(&blue, 20).expect("blue converges");
     for _ in 0..3 {
-        assert!(h.once(&red), "red broadcasts reach the red hosts only, once");
-        assert!(h.once(&blue), "blue broadcasts reach the blue hosts only, once");
+        assert!(
+            h.once(&red),
+            "red broadcasts reach the red hosts only, once"
+        );
+        assert!(
+            h.once(&blue),
+            "blue broadcasts reach the blue hosts only, once"
+        );
     }
     assert!(ping_within(&lab, ("a", "red"), "10.0.0.3", 5));
     assert!(ping_within(&lab, ("b", "blue"), "10.0.0.11", 5));
@@ -420,7 +435,10 @@ fn a_mixed_mesh_of_a_vxvde_cloud_and_cryptcab_is_loop_free() {
     for _ in 0..5 {
         assert!(h.once(&all), "no loop through the cloud and the cables");
     }
-    assert!(ping_within(&lab, ("a", "h1"), "10.0.0.2", 5), "across the cloud");
+    assert!(
+        ping_within(&lab, ("a", "h1"), "10.0.0.2", 5),
+        "across the cloud"
+    );
     tcp(&lab, ("c", "h1"), ("b", "h1"), Ipv4Addr::new(10, 0, 0, 2));
     // the cloud silenced: a and b still meet through c
     lab.ok(&["cut", "lan"]);
@@ -453,7 +471,9 @@ fn a_debian_switch_as_one_site() {
     );
     let all = [0, 1, 2];
     // the C switch says hello every 4 s: give it time
-    let t = h.until_once(&all, 40).expect("a ring with the C switch converges");
+    let t = h
+        .until_once(&all, 40)
+        .expect("a ring with the C switch converges");
     eprintln!("debian site: exactly once {t:?} after `up`");
     for _ in 0..3 {
         assert!(h.once(&all));
@@ -480,7 +500,15 @@ fn a_bad_topology_file_is_named_with_its_line() {
     );
     // the examples are all good
     for f in ["ring3.toml", "cloud.toml", "vlans.toml"] {
-        let out = Command::new(LAB).arg(example(f)).arg("check").output().unwrap();
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(LAB)
+            .arg(example(f))
+            .arg("check")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

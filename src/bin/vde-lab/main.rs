@@ -286,7 +286,10 @@ fn mgmt(path: &Path, cmd: &str) -> Res<String> {
     s.write_all(format!("{cmd}\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let r = read_prompt(&mut s)?;
-    let r = r.rsplit_once('\n').map_or(r.as_str(), |(a, _)| a).to_string();
+    let r = r
+        .rsplit_once('\n')
+        .map_or(r.as_str(), |(a, _)| a)
+        .to_string();
     Ok(r)
 }
 
@@ -428,8 +431,15 @@ fn start_site(l: &L, i: usize) -> Res<()> {
             "eth0".into(),
         ];
         let hlog = dir.join(format!("host-{}.log", h.name));
-        spawn(&hns, &argv, &hlog, &dir.join(format!("host-{}.pid", h.name)))?;
-        if !wait_for(5.0, || ns_run(&hns, &["ip", "link", "show", "eth0"]).is_ok()) {
+        spawn(
+            &hns,
+            &argv,
+            &hlog,
+            &dir.join(format!("host-{}.pid", h.name)),
+        )?;
+        if !wait_for(5.0, || {
+            ns_run(&hns, &["ip", "link", "show", "eth0"]).is_ok()
+        }) {
             return Err(format!(
                 "host {}/{}: no tap eth0: {}",
                 s.name,
@@ -540,7 +550,11 @@ fn start_wirefilter(l: &L, c: usize) -> Res<()> {
         "-d".into(),
         k.delay.to_string(),
         "-l".into(),
-        if cut { "100".into() } else { k.loss.to_string() },
+        if cut {
+            "100".into()
+        } else {
+            k.loss.to_string()
+        },
         "--daemon".into(),
         "--pidfile".into(),
         pidf.display().to_string(),
@@ -634,7 +648,14 @@ fn up(l: &L, file: &Path) -> Res<()> {
         ns_run(&wan, &["ip", "link", "set", &port, "master", "br0", "up"])?;
         ns_run(
             &ns,
-            &["ip", "addr", "add", &format!("{}/24", l.wan_ip(i)), "dev", "wan0"],
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", l.wan_ip(i)),
+                "dev",
+                "wan0",
+            ],
         )?;
         ns_run(&ns, &["ip", "link", "set", "wan0", "up"])?;
         for k in 0..l.lab.sites[i].hosts.len() {
@@ -995,10 +1016,12 @@ fn main() -> ExitCode {
             println!("site {site} started");
             Ok(())
         }),
-        Cmd::Exec { target, cmd } => return exec(&l, target, cmd).unwrap_or_else(|e| {
-            eprintln!("vde-lab: {e}");
-            ExitCode::from(1)
-        }),
+        Cmd::Exec { target, cmd } => {
+            return exec(&l, target, cmd).unwrap_or_else(|e| {
+                eprintln!("vde-lab: {e}");
+                ExitCode::from(1)
+            })
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,7 +132,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn err<T>(&self, at: &Spanned<T>, why: impl std::fmt::Display) -> String {
@@ -324,14 +327,14 @@ pub fn parse(file: &str, text: &str) -> Result<Lab, String> {
         };
         let impairs = r.delay.is_some() || r.loss.is_some() || r.bandwidth.is_some();
         if impairs && kind != Kind::Wirefilter {
-            return Err(c.err(
-                k,
-                "delay, loss and bandwidth are for kind = \"wirefilter\"",
-            ));
+            return Err(c.err(k, "delay, loss and bandwidth are for kind = \"wirefilter\""));
         }
         let loss = nonneg(&c, &r.loss, "loss", 0.0)?;
         if loss > 100.0 {
-            return Err(c.err(r.loss.as_ref().expect("some"), "loss is a percentage (0..100)"));
+            return Err(c.err(
+                r.loss.as_ref().expect("some"),
+                "loss is a percentage (0..100)",
+            ));
         }
         let dead = nonneg(&c, &r.dead, "dead", lab_dead)?;
         if dead < 0.1 {
@@ -424,12 +427,28 @@ to = "b"
     #[test]
     fn errors_name_the_file_and_line() {
         let cases = [
-            (GOOD.replace("to = \"b\"", "to = \"z\""), 15, "no site named \"z\""),
+            (
+                GOOD.replace("to = \"b\"", "to = \"z\""),
+                15,
+                "no site named \"z\"",
+            ),
             (GOOD.replace("10.0.0.1/24", "10.0.0/24"), 7, "host address"),
             (GOOD.replace("vlan = 10", "vlan = 5000"), 8, "VLAN 5000"),
-            (GOOD.replace("switch = \"debian\"", "switch = \"c\""), 11, "switch \"c\""),
-            (GOOD.replace("name = \"b\"", "name = \"a\""), 10, "defined twice"),
-            (GOOD.replace("from = \"a\"", "form = \"a\""), 14, "unknown field"),
+            (
+                GOOD.replace("switch = \"debian\"", "switch = \"c\""),
+                11,
+                "switch \"c\"",
+            ),
+            (
+                GOOD.replace("name = \"b\"", "name = \"a\""),
+                10,
+                "defined twice",
+            ),
+            (
+                GOOD.replace("from = \"a\"", "form = \"a\""),
+                14,
+                "unknown field",
+            ),
             (GOOD.replace("[[cable]]", "[[cable]"), 12, ""),
         ];
         for (text, line, what) in cases {
