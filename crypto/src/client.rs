@@ -59,8 +59,9 @@ pub enum ClientRecv {
     /// The server said CLOSE: the cable is down. The client retries after
     /// `handshake_retry`.
     Closed,
-    /// PSK-file mode: the server's static key arrived in a KEYRESP and is
-    /// now pinned ([`Client::server_identity`]); `poll` sends the INIT.
+    /// PSK-file mode: the server's static key arrived in a KEYRESP; it is
+    /// kept for the life of this client (never asked for again, unless
+    /// [`Client::set_key`] says so) and `poll` sends the INIT.
     ServerKey,
     /// The server is under load and sent a cookie: the next INIT (when
     /// the attempt in flight times out, after `handshake_retry`) carries

@@ -115,7 +115,12 @@
 //! [`Config::cookie_threshold`] or more unconfirmed handshakes, or when
 //! four times that many INITs reached the key exchange within the current
 //! second (INITs that fail after it, for an unknown ticket or identity,
-//! take no handshake slot but cost X25519).
+//! take no handshake slot but cost X25519). Under load, once its address
+//! is proven by mac2, a source address gets its share only: 20 INITs or
+//! KEYREQs a second (a burst of 5; [`Drop::RateLimited`]) and 4 unconfirmed
+//! handshakes (a live cable's rekey excepted), so that INITs replayed with
+//! the replayer's own mac2, or made by a key holder, cannot fill the table
+//! from one place.
 //!
 //! ## RESP (72 bytes, server -> client)
 //!
@@ -597,8 +602,12 @@ pub enum Drop {
     BadSuite,
     /// INIT timestamp not newer than one already accepted (replay).
     StaleTimestamp,
-    /// Too many unconfirmed handshakes.
+    /// Too many unconfirmed handshakes (in all, or under load from one
+    /// source address).
     TooManyPending,
+    /// Under load: the source address sent more INITs or KEYREQs than its
+    /// share.
+    RateLimited,
     /// Too many peers.
     TooManyPeers,
     /// No keypair or handshake with this receiver index.
@@ -627,7 +636,7 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 19] = [
+    pub const ALL: [Drop; 20] = [
         Drop::TooShort,
         Drop::BadType,
         Drop::BadReserved,
@@ -637,6 +646,7 @@ impl Drop {
         Drop::BadSuite,
         Drop::StaleTimestamp,
         Drop::TooManyPending,
+        Drop::RateLimited,
         Drop::TooManyPeers,
         Drop::UnknownIndex,
         Drop::Replay,
@@ -661,6 +671,7 @@ impl Drop {
             Drop::BadSuite => "suite not offered/accepted",
             Drop::StaleTimestamp => "stale timestamp",
             Drop::TooManyPending => "too many pending handshakes",
+            Drop::RateLimited => "rate limited (under load)",
             Drop::TooManyPeers => "too many peers",
             Drop::UnknownIndex => "unknown receiver index",
             Drop::Replay => "replayed or too old counter",

@@ -14,7 +14,9 @@
 //! Secrets held here (chaining key, cipher key, DH outputs, ephemeral
 //! keys) are wiped when dropped. HMAC-SHA256 and SHA-256 come from `ring`,
 //! X25519 from `x25519-dalek`, ChaCha20-Poly1305 from RustCrypto (whose
-//! key is wiped on drop).
+//! key is wiped on drop). `ring`'s HMAC keys, made here from the chaining
+//! key for each HKDF step, hold the hash states after the padded key and
+//! are not wiped by `ring` (they live on the stack for one call).
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;

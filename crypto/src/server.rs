@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ring::hmac;
@@ -122,7 +122,18 @@ struct Pending {
     key: PeerKey,
     keypair: Keypair,
     created: Duration,
+    /// Where its INIT came from (under load, each source has a quota).
+    source: IpAddr,
 }
+
+/// Under load: INITs (with a valid mac2) and KEYREQs one source address
+/// may have handled per second, sustained, and in a burst.
+const SOURCE_RATE_INTERVAL: Duration = Duration::from_millis(50);
+const SOURCE_BURST: u32 = 5;
+/// Under load: unconfirmed handshakes one source address may hold.
+const SOURCE_PENDING: usize = 4;
+/// Source addresses whose rate is tracked at once.
+const SOURCES_TRACKED: usize = 4096;
 
 struct Peer {
     key_id: KeyId,
@@ -150,6 +161,10 @@ pub struct Server {
     /// Start of the current one-second window, and how many INITs reached
     /// the key exchange in it.
     dh_window: (Duration, u32),
+    /// Under load: per source address, the time its next request is due
+    /// (a GCRA rate limiter: [`SOURCE_RATE_INTERVAL`], burst
+    /// [`SOURCE_BURST`]).
+    sources: HashMap<IpAddr, Duration>,
     /// Greatest INIT timestamp accepted per cable.
     timestamps: HashMap<PeerKey, u64>,
     /// Unconfirmed handshakes by our sender index.
@@ -200,6 +215,7 @@ impl Server {
             cookie_seal: keys::cookie_seal_key(&public),
             cookie_secret: None,
             dh_window: (Duration::ZERO, 0),
+            sources: HashMap::new(),
             timestamps: HashMap::new(),
             pending: HashMap::new(),
             pending_by_key: HashMap::new(),
@@ -279,7 +295,7 @@ impl Server {
     ) -> Result<ServerRecv, Drop> {
         match wire::check_header(datagram)? {
             TYPE_INIT => self.on_init(datagram, from, now, out),
-            TYPE_KEYREQ => self.on_keyreq(datagram, from, out),
+            TYPE_KEYREQ => self.on_keyreq(datagram, from, now, out),
             TYPE_DATA | TYPE_KEEPALIVE | TYPE_CLOSE => self.on_transport(datagram, from, now, out),
             _ => Err(Drop::BadType),
         }
@@ -291,10 +307,19 @@ impl Server {
         &mut self,
         datagram: &[u8],
         from: SocketAddr,
+        now: Duration,
         out: &mut Vec<u8>,
     ) -> Result<ServerRecv, Drop> {
-        let key = self.keyreq.as_ref().ok_or(Drop::BadType)?;
+        if self.keyreq.is_none() {
+            return Err(Drop::BadType);
+        }
         let p: &[u8; KEYREQ_LEN] = datagram.try_into().map_err(|_| Drop::BadLength)?;
+        // Under load a source (perhaps spoofed: KEYRESP goes to it) gets
+        // only its share of answers.
+        if self.under_load(now) && !self.source_allowed(from.ip(), now) {
+            return Err(Drop::RateLimited);
+        }
+        let key = self.keyreq.as_ref().ok_or(Drop::BadType)?;
         let (head, mac) = p.split_at(36);
         let mac: &[u8; MAC_LEN] = mac.try_into().map_err(|_| Drop::BadLength)?;
         if !keys::verify_mac16(key, &[head], mac) {
@@ -359,6 +384,25 @@ impl Server {
         usize::try_from(count).unwrap_or(usize::MAX) >= threshold.saturating_mul(4)
     }
 
+    /// Under load: whether `ip` may have one more request handled now.
+    fn source_allowed(&mut self, ip: IpAddr, now: Duration) -> bool {
+        let tolerance = SOURCE_RATE_INTERVAL.saturating_mul(SOURCE_BURST - 1);
+        if !self.sources.contains_key(&ip) && self.sources.len() >= SOURCES_TRACKED {
+            // forget the sources that are back to a full burst
+            self.sources.retain(|_, tat| *tat > now);
+            if self.sources.len() >= SOURCES_TRACKED {
+                return false;
+            }
+        }
+        let tat = self.sources.entry(ip).or_insert(now);
+        let t = (*tat).max(now);
+        if t.saturating_sub(now) > tolerance {
+            return false;
+        }
+        *tat = after(t, SOURCE_RATE_INTERVAL);
+        true
+    }
+
     /// Writes the COOKIE answering `p` from `from` into `out`.
     fn write_cookie(
         &mut self,
@@ -403,8 +447,15 @@ impl Server {
         if !keys::verify_mac16(&self.mac1, &[&p[..INIT_MAC1_OFFSET]], mac1) {
             return Err(Drop::BadMac);
         }
-        if self.under_load(now) && !self.mac2_valid(p, from, now) {
-            return self.write_cookie(p, from, now, out);
+        let loaded = self.under_load(now);
+        if loaded {
+            if !self.mac2_valid(p, from, now) {
+                return self.write_cookie(p, from, now, out);
+            }
+            // The address is proven: now it gets only its share.
+            if !self.source_allowed(from.ip(), now) {
+                return Err(Drop::RateLimited);
+            }
         }
         // After mac1: an unauthenticated sender learns nothing of `accept`
         // (and no INIT that fails is ever answered).
@@ -448,6 +499,21 @@ impl Server {
         if replaces.is_none() && !live && self.pending.len() >= self.config.max_pending {
             return Err(Drop::TooManyPending);
         }
+        // Under load one address holds few slots: INITs replayed (with the
+        // replayer's own mac2) or made by a key holder cannot fill the
+        // table from one place.
+        if loaded
+            && replaces.is_none()
+            && !live
+            && self
+                .pending
+                .values()
+                .filter(|p| p.source == from.ip())
+                .count()
+                >= SOURCE_PENDING
+        {
+            return Err(Drop::TooManyPending);
+        }
         if !live && self.peers.len() >= self.config.max_peers {
             return Err(Drop::TooManyPeers);
         }
@@ -485,6 +551,7 @@ impl Server {
                 key,
                 keypair,
                 created: now,
+                source: from.ip(),
             },
         );
         self.pending_by_key.insert(key, server_index);

@@ -1104,3 +1104,114 @@ fn inits_that_fail_after_the_key_exchange_also_bring_cookies() {
         Err(Drop::UnknownKey)
     );
 }
+
+/// Under load, one address gets a share only. Clients of a key holder at
+/// one address (each with a fresh identity, each proving the address with
+/// its cookie) hold at most 4 handshake slots, and a client elsewhere still
+/// gets one; and INITs that fail after the key exchange are limited to a
+/// burst of 5 per address, so a proven address cannot make the server do
+/// X25519 at will. (Both failed before the per-address limits.)
+#[test]
+fn under_load_one_address_gets_its_share_only() {
+    let config = Config {
+        cookie_threshold: 0,
+        ..Config::default()
+    };
+    let retry = config.handshake_retry;
+    // a client at `from` through its COOKIE round: the answer to its INIT
+    // with mac2
+    let with_cookie = |s: &mut Server, c: &mut Client, from: SocketAddr, now: Duration| {
+        let (mut back, mut out) = (Vec::new(), Vec::new());
+        let init = init_of(c, now);
+        assert_eq!(
+            s.receive(&init, from, now, &mut back),
+            Ok(ServerRecv::Reply(from))
+        );
+        assert_eq!(back.len(), COOKIE_LEN);
+        assert_eq!(c.receive(&back, now, &mut out), Ok(ClientRecv::Cookie));
+        let later = now + retry;
+        let init = init_of(c, later);
+        s.receive(&init, from, later, &mut back)
+    };
+    let now = Duration::from_millis(1);
+    let mut s = new_server(&config, KeySource::Psk(psk()));
+    let mut answers = Vec::new();
+    for i in 0..8u8 {
+        let mut c = client_of(
+            &config,
+            Identity::from_bytes([0x20 + i; 32]),
+            [b'k', i, 0, 0, 0, 0, 0, 0],
+            WALL,
+        );
+        let from: SocketAddr = format!("203.0.113.9:{}", 1000 + u16::from(i))
+            .parse()
+            .unwrap();
+        answers.push(with_cookie(
+            &mut s,
+            &mut c,
+            from,
+            now + retry * u32::from(i),
+        ));
+    }
+    let replies = answers
+        .iter()
+        .filter(|r| matches!(r, Ok(ServerRecv::Reply(_))))
+        .count();
+    assert_eq!(replies, 4, "{answers:?}");
+    assert!(
+        answers[4..].iter().all(|r| *r == Err(Drop::TooManyPending)),
+        "{answers:?}"
+    );
+    assert_eq!(s.pending_handshakes(), 4);
+    let mut elsewhere = client_of(
+        &config,
+        Identity::from_bytes([0x33; 32]),
+        *b"honest!!",
+        WALL,
+    );
+    let from: SocketAddr = "198.51.100.200:4000".parse().unwrap();
+    let r = with_cookie(&mut s, &mut elsewhere, from, now + retry * 9);
+    assert_eq!(
+        r,
+        Ok(ServerRecv::Reply(from)),
+        "another address gets a slot"
+    );
+
+    // Ticket mode: INITs of identities with no ticket, all from one proven
+    // address at once, each costing X25519 until the burst is spent.
+    let mut s = new_server(&config, KeySource::Tickets);
+    let from: SocketAddr = "203.0.113.10:5000".parse().unwrap();
+    let ticketless = |i: u8, at: Duration| {
+        Client::new(
+            config.clone(),
+            Identity::from_bytes([0x60 ^ i; 32]),
+            ticket_auth(),
+            [b'u', i, 0, 0, 0, 0, 0, 0],
+            psk(),
+            WALL,
+            at,
+        )
+    };
+    let first = with_cookie(&mut s, &mut ticketless(0xff, now), from, now);
+    assert_eq!(first, Err(Drop::UnknownKey));
+    // Ten more at one instant, each with its own cookie round (COOKIEs
+    // cost no X25519 and are not limited).
+    let t = now + retry;
+    let answers: Vec<_> = (0..10u8)
+        .map(|i| with_cookie(&mut s, &mut ticketless(i, t), from, t))
+        .collect();
+    let dh = answers
+        .iter()
+        .filter(|r| **r == Err(Drop::UnknownKey))
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|r| **r == Err(Drop::RateLimited))
+        .count();
+    assert!(
+        dh <= 5,
+        "at most a burst of X25519 from one address: {answers:?}"
+    );
+    assert_eq!(dh + limited, 10, "{answers:?}");
+    assert!(s.stats().count(Drop::RateLimited) >= 5);
+}

@@ -63,8 +63,6 @@ pub struct Dial {
     start: Instant,
     keys: ClientKeys,
     identity: PublicKey,
-    /// PSK mode: the server identity learned before asking again.
-    learned: Option<PublicKey>,
     port: u16,
     /// A key exchange running on its own thread.
     ssh_job: Option<mpsc::Receiver<SshResult>>,
@@ -143,7 +141,6 @@ impl Dial {
             start,
             keys: opts.keys,
             identity: me,
-            learned: None,
             port: opts.port,
             ssh_job: None,
             next_ssh: Duration::ZERO,
@@ -232,27 +229,9 @@ impl Dial {
     fn refresh_key(&mut self, now: Duration) {
         let o = match &self.keys {
             ClientKeys::Ssh(o) => o,
-            ClientKeys::Psk { psk, pin: None } => {
-                // A server identity learned by asking (not pinned) is asked
-                // for again when the server stops answering: it may have
-                // been replaced (a new identity file) on the same address.
-                if !self.client.is_up()
-                    && self.client.failed_attempts() >= REFRESH_AFTER_FAILURES
-                    && self.client.server_identity().is_some()
-                {
-                    self.learned = self.client.server_identity();
-                    let id = self.client.key_id();
-                    self.client.set_key(
-                        id,
-                        psk.clone(),
-                        ServerAuth::Psk {
-                            known: None,
-                            pin: None,
-                        },
-                    );
-                }
-                return;
-            }
+            // An identity learned from a KEYRESP is kept for the life of
+            // this cable: asking again after an outage would let a key
+            // holder who silenced the server answer in its place.
             ClientKeys::Psk { .. } => return,
         };
         if let Some(job) = &self.ssh_job {
@@ -353,16 +332,7 @@ impl FrameEndpoint for Dial {
                 Ok(ClientRecv::Closed) => self.went_down("closed by the server".into()),
                 Ok(ClientRecv::Keepalive) | Ok(ClientRecv::Cookie) => {}
                 Ok(ClientRecv::ServerKey) => {
-                    let was = self.learned.take();
-                    if let Some(k) = self.client.server_identity().filter(|k| Some(*k) != was) {
-                        if let Some(old) = was {
-                            tracing::warn!(
-                                "the server at {} has a new identity {} (was {})",
-                                self.server,
-                                k.fingerprint(),
-                                old.fingerprint()
-                            );
-                        }
+                    if let Some(k) = self.client.server_identity() {
                         tracing::info!(
                             "server {} has identity {} (learned from a holder of the key file; \
                              pin it with pin={})",

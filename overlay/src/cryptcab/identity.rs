@@ -94,7 +94,8 @@ pub fn load(path: &Path) -> io::Result<Identity> {
             ),
         ));
     }
-    let mut text = Zeroizing::new(String::new());
+    // room for the whole (bounded) read: no reallocation leaves a copy
+    let mut text = Zeroizing::new(String::with_capacity(257));
     (&mut f).take(256).read_to_string(&mut text)?;
     parse(&text).ok_or_else(|| {
         io::Error::new(
