@@ -236,7 +236,17 @@ fn spawn(ns: &str, argv: &[String], log: &Path, pidfile: &Path) -> Res<u32> {
 
 fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0 && !zombie(pid)
+}
+
+/// Whether `pid` has exited and waits to be reaped (by whoever adopted it:
+/// `kill` must not wait for that).
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // the state follows the command name, which is in parentheses
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn read_pid(f: &Path) -> Option<i32> {
