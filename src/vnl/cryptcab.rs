@@ -54,8 +54,9 @@ const KEYS: &[&str] = &[
     "pin",
 ];
 
-/// Keys whose values are paths (their slashes need no quoting).
-const PATHS: &[&str] = &["psk", "sshconfig", "remote", "identity"];
+/// Keys whose values may hold slashes (paths, and base64 fingerprints):
+/// their slashes need no quoting.
+const PATHS: &[&str] = &["psk", "sshconfig", "remote", "identity", "pin"];
 
 /// A parsed `cryptcab://` locator.
 #[derive(Debug, Clone, PartialEq)]
@@ -466,6 +467,20 @@ mod tests {
     }
 
     #[test]
+    fn identity_and_pin_options() {
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        let s = spec(&loc(&format!(
+            "cryptcab://h/psk=/etc/vde/k/identity=/etc/vde/my id/pin={fp}"
+        )))
+        .unwrap();
+        assert_eq!(s.identity.as_deref(), Some("/etc/vde/my id"));
+        assert_eq!(s.pin.map(|p| p.to_string()).as_deref(), Some(fp));
+        assert_eq!(s.psk.as_deref(), Some("/etc/vde/k"));
+        let s = spec(&loc("cryptcab://:7667/identity=/x")).unwrap();
+        assert_eq!((s.identity.as_deref(), s.pin), (Some("/x"), None));
+    }
+
+    #[test]
     fn bad_locators_are_named() {
         for (vnl, part) in [
             ("cryptcab://h:70000", "port 70000: must be 1..65535"),
@@ -478,6 +493,15 @@ mod tests {
             ("cryptcab://h/remote=-x", "begin with '-'"),
             ("cryptcab://:7667/remote=x", "dials"),
             ("cryptcab://u@", "no host"),
+            ("cryptcab://h/psk=/k/pin=SHA256:short", "not a fingerprint"),
+            (
+                "cryptcab://h/pin=SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "psk=",
+            ),
+            (
+                "cryptcab://:7667/psk=/k/pin=SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "dials",
+            ),
         ] {
             let e = spec(&loc(vnl))
                 .err()
