@@ -196,13 +196,15 @@ impl Cables {
                     format!("{vnl} listens (no host): use cable/listen or --listen"),
                 ))
             }
-            Ok(false) if listen => return Err((
-                EINVAL,
-                format!(
+            Ok(false) if listen => {
+                return Err((
+                    EINVAL,
+                    format!(
                     "{vnl} does not listen: a listening locator is cryptcab://[:PORT][/OPTIONS] \
                          or quic://[:PORT][/OPTIONS]"
                 ),
-            )),
+                ))
+            }
             Ok(_) => {}
         }
         let args = OpenArgs {

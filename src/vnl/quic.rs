@@ -30,7 +30,8 @@ use super::parse::{addr_style_paths, VnlError};
 use super::{Locator, OpenArgs, OpenError, Plug};
 
 const KEYS: &[&str] = &["pin", "pins", "cert", "dead", "port", "mtu"];
-const PATHS: &[&str] = &["pins", "cert"];
+/// Keys whose values may hold slashes (paths, and base64 fingerprints).
+const PATHS: &[&str] = &["pins", "cert", "pin"];
 
 /// A parsed `quic://` locator.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +194,8 @@ mod tests {
         Locator::split(s)
     }
 
-    const FP: &str = "SHA256:q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k";
+    /// A fingerprint whose base64 holds slashes.
+    const FP: &str = "SHA256:kUW7BtvXe4eXytFBDQiQmuGNcphGEX7/qO9UnX+xzEM";
 
     #[test]
     fn dial_and_listen_forms() {
