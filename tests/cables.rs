@@ -859,3 +859,107 @@ fn quic_cable_survives_the_client_address_changing() {
     assert!(!la.contains(" down"), "{la}");
     assert!(!lb.contains(" down"), "{lb}");
 }
+
+#[test]
+fn a_ring_with_one_quic_cable_reroutes_around_it_when_silenced() {
+    if !is_root() || !have("ip") {
+        return;
+    }
+    let dir = TempDir::new("quic-ring");
+    let key = key_file(&dir);
+    let certs: Vec<(String, String)> = (0..3).map(|i| quic_cert(&dir, &format!("q{i}"))).collect();
+    let ns: Vec<NetNs> = (0..3).map(|i| NetNs::new(&format!("qr{i}"))).collect();
+    let pid = std::process::id() % 10000;
+    let pairs = [(0usize, 1usize), (1, 2), (2, 0)];
+    for (k, &(i, j)) in pairs.iter().enumerate() {
+        let (a, b) = (format!("qring{k}a{pid}"), format!("qring{k}b{pid}"));
+        sh(&format!(
+            "ip link add {a} netns {} type veth peer name {b} netns {}",
+            ns[i].0, ns[j].0
+        ));
+        ns[i].sh(&format!(
+            "ip addr add 10.76.{k}.1/24 dev {a} && ip link set {a} up"
+        ));
+        ns[j].sh(&format!(
+            "ip addr add 10.76.{k}.2/24 dev {b} && ip link set {b} up"
+        ));
+    }
+    // s0 -> s1 is a quic cable; s1 -> s2 and s2 -> s0 are cryptcab ones
+    let sites: Vec<Switch> = (0..3)
+        .map(|i| {
+            let mut args = vec![
+                "-F".to_string(),
+                format!("--macaddr=00:ff:00:00:03:{:02x}", i + 1),
+            ];
+            match i {
+                0 => {
+                    args.push(format!(
+                        "--cable=quic://10.76.0.2:4433/cert={}/pin={}",
+                        certs[0].0, certs[1].1
+                    ));
+                    args.push(format!("--listen=cryptcab:///psk={key}/dead=0.3"));
+                }
+                1 => {
+                    args.push(format!(
+                        "--listen=quic://:4433/cert={}/pin={}",
+                        certs[1].0, certs[0].1
+                    ));
+                    args.push(format!("--cable=cryptcab://10.76.1.2/psk={key}/dead=0.3"));
+                }
+                _ => {
+                    args.push(format!("--listen=cryptcab:///psk={key}/dead=0.3"));
+                    args.push(format!("--cable=cryptcab://10.76.2.2/psk={key}/dead=0.3"));
+                }
+            }
+            Switch::start_in(&ns[i], &dir, &format!("s{i}"), &args)
+        })
+        .collect();
+    assert!(
+        wait_for(10, || sites.iter().all(|s| cable_ports(s) == 2)),
+        "ring up: {}",
+        sites
+            .iter()
+            .map(|s| s.cmd("cable/print"))
+            .collect::<String>()
+    );
+    let cs: Vec<Client> = sites.iter().map(client).collect();
+    let mut seq = 0u8;
+    let t = wait_once(&cs, &mut seq, 15).expect("the ring converges: one copy each");
+    eprintln!("ring converged {t:?} after the cables came up");
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once, no loop");
+    }
+    // silence the quic cable: its port goes down when QUIC's idle timeout
+    // (1 s) runs out, and the tree routes around it
+    let a = format!("qring0a{pid}");
+    let start = Instant::now();
+    ns[0].sh(&format!("ip link set {a} down"));
+    let mut rerouted = None;
+    while start.elapsed() < Duration::from_secs(10) {
+        seq = seq.wrapping_add(1);
+        if copies(&cs, seq) == vec![1, 1] && cable_ports(&sites[0]) == 1 {
+            rerouted = Some(start.elapsed());
+            break;
+        }
+    }
+    let rerouted = rerouted.expect("rerouted around the silenced quic cable");
+    eprintln!("silenced quic cable routed around in {rerouted:?}");
+    for _ in 0..3 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "still exactly once");
+    }
+    // it comes back by itself (the dialer reconnects), loop-free
+    ns[0].sh(&format!("ip link set {a} up"));
+    assert!(
+        wait_for(15, || cable_ports(&sites[0]) == 2
+            && cable_ports(&sites[1]) == 2),
+        "the quic cable comes back: {}",
+        sites[0].cmd("cable/print")
+    );
+    assert!(wait_once(&cs, &mut seq, 15).is_some());
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once after the heal");
+    }
+}
