@@ -144,7 +144,8 @@ pub fn open_endpoint(loc: &Locator) -> Result<Box<dyn FrameEndpoint>, OpenError>
     let spec = spec(loc)?;
     // this process is about to hold a private key
     vde_overlay::sys::no_core_dumps();
-    let fail = |e: std::io::Error| OpenError::io(format!("cannot open {}", loc.text), e);
+    // the switch names the locator already
+    let fail = |e: std::io::Error| OpenError::io("quic", e);
     let cert = tls::load_or_create(spec.cert.as_deref().map(Path::new)).map_err(fail)?;
     let mut pins = spec.pins.clone();
     if let Some(f) = &spec.pins_file {
