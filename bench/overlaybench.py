@@ -5,6 +5,10 @@ tap to tap, over an encrypted cable, four stacks in one run:
   ours-inproc    our vde_switch -t tap with the cable inside it:
                  host 1 `--listen cryptcab://:PORT/psk=KEY`,
                  host 2 `--cable cryptcab://WAN1:PORT/psk=KEY` (one process per host)
+  ours-quic      our vde_switch -t tap with a QUIC cable inside it (issue #14):
+                 host 1 `--listen quic://:4433/cert=C1/pin=FP2`,
+                 host 2 `--cable quic://WAN1:4433/cert=C2/pin=FP1` (self-signed
+                 P-256 certificates made here by openssl, pinned both ways)
   ours-cryptcab  our vde_switch -t tap + our vde_cryptcab per host (-P KEY)
   C              Debian vde_switch -t tap + Debian vde_cryptcab per host
                  (-P KEY, OPENSSL_CONF with the legacy provider for Blowfish)
@@ -40,11 +44,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
 import cablebench as cb  # noqa: E402
 
-STACKS = ("ours-inproc", "ours-cryptcab", "C", "tinc")
+STACKS = ("ours-inproc", "ours-quic", "ours-cryptcab", "C", "tinc")
 TAP = "ovtap"
 WAN = "ovwan"
 CAB_PORT = 7667
 CAB_CLIENT_PORT = 7668
+QUIC_PORT = 4433
 TINC_PORT = 655
 IPERF_PORT = 5201
 
@@ -226,6 +231,29 @@ def start_ours_inproc(h, a):
                             "-t", TAP, "--cable", f"cryptcab://{a.wan1}:{CAB_PORT}/psk={a.key}"])
 
 
+def quic_cert(d, name):
+    """A self-signed P-256 certificate and its key in one PEM file (0600),
+    as our quic:// cable reads it; returns the file and its SHA-256
+    fingerprint (hex with colons, as openssl prints it)."""
+    key, crt, pem = (os.path.join(d, f"{name}.{x}") for x in ("key", "crt", "pem"))
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-subj", "/CN=vde", "-days", "30", "-keyout", key, "-out", crt], timeout=30)
+    fd = os.open(pem, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(open(crt).read() + open(key).read())
+    out = run(["openssl", "x509", "-in", crt, "-noout", "-fingerprint", "-sha256"]).stdout
+    return pem, out.strip().split("=", 1)[1]
+
+
+def start_ours_quic(h, a):
+    (c1, f1), (c2, f2) = quic_cert(h.d, "quic1"), quic_cert(h.d, "quic2")
+    h.start(0, "switch-1", [a.ours_switch, "--nostdin", "-s", f"{h.d}/sw1", "-M", f"{h.d}/mgmt1",
+                            "-t", TAP, "--listen", f"quic://:{QUIC_PORT}/cert={c1}/pin={f2}"])
+    h.wait_tap(0)
+    h.start(1, "switch-2", [a.ours_switch, "--nostdin", "-s", f"{h.d}/sw2", "-M", f"{h.d}/mgmt2",
+                            "-t", TAP, "--cable", f"quic://{a.wan1}:{QUIC_PORT}/cert={c2}/pin={f1}"])
+
+
 def start_cryptcab(h, a, switch, cryptcab, ours):
     env = dict(os.environ)
     if not ours:
@@ -280,6 +308,8 @@ def start_tinc(h, a):
 def start_stack(h, a):
     if h.name == "ours-inproc":
         start_ours_inproc(h, a)
+    elif h.name == "ours-quic":
+        start_ours_quic(h, a)
     elif h.name == "ours-cryptcab":
         start_cryptcab(h, a, a.ours_switch, a.ours_cryptcab, ours=True)
     elif h.name == "C":
@@ -351,7 +381,7 @@ def run_stack(name, tag, a):
         r = {"stack": name, "startup_s": up_s, "startup_pings": tries}
         r.update(measure_ping(h, a))
         r.update(measure_iperf(h, a))
-        if name == "ours-inproc":
+        if name in ("ours-inproc", "ours-quic"):
             for i in (1, 2):
                 try:
                     r[f"cable_print_{i}"] = cb.mgmt_query(f"{h.d}/mgmt{i}", "cable/print", timeout=1.0)
@@ -520,8 +550,25 @@ def main():
             ratios[name]["tcp_over_tinc_rounds"] = tr
             ratios[name]["rtt_p50_over_tinc_rounds"] = rr
             print(f"| {name} | {', '.join(x(v) for v in tr)} | {', '.join(x(v) for v in rr)} |")
+    q, c = summary.get("ours-quic"), summary.get("ours-inproc")
+    if q and c:
+        print()
+        print("| ours-quic / ours-inproc (cryptcab) | TCP, median (≥ 0.7x) | TCP, each round | RTT p50, median |")
+        print("|---|---:|---|---:|")
+        qr = []
+        for rnd in range(1, a.rounds + 1):
+            o = [r for r in runs if r["stack"] == "ours-quic" and r["round"] == rnd]
+            i = [r for r in runs if r["stack"] == "ours-inproc" and r["round"] == rnd]
+            if o and i:
+                qr.append(cb.ratio(o[0]["mbit_s"], i[0]["mbit_s"]))
+        rq = cb.ratio(q["mbit_s"], c["mbit_s"])
+        ratios["ours-quic"]["tcp_over_inproc"] = rq
+        ratios["ours-quic"]["tcp_over_inproc_rounds"] = qr
+        print(f"| | {x(rq)}{'' if rq != rq else (' met' if rq >= 0.7 else ' NOT met')} "
+              f"| {', '.join(x(v) for v in qr)} | {x(cb.ratio(q['p50_us'], c['p50_us']))} |")
     print()
-    print("Targets (issue #9): TCP >= 2x tinc's, RTT p50 <= tinc's.")
+    print("Targets (issue #9): TCP >= 2x tinc's, RTT p50 <= tinc's. "
+          "(issue #14): ours-quic TCP >= 0.7x ours-inproc's (cryptcab), and ahead of tinc.")
     if notes:
         print()
         print("notes:")

@@ -4,18 +4,19 @@
 # by an encrypted cable; iperf3 TCP and ping RTT tap to tap. Four stacks in
 # one run, alternating from round to round:
 #   ours-inproc    our vde_switch -t tap --listen/--cable cryptcab://…/psk=KEY
+#   ours-quic      our vde_switch -t tap --listen/--cable quic://…/cert=…/pin=…
 #   ours-cryptcab  our vde_switch -t tap + our vde_cryptcab -P KEY per host
 #   C              Debian vde_switch -t tap + Debian vde_cryptcab -P KEY
 #   tinc           tinc 1.0 tincd, Mode = switch, one daemon per host
 #
 #   bench/run-overlay.sh [--rounds R] [--duration S] [--pings N]
-#                        [--stacks ours-inproc,ours-cryptcab,C,tinc]
+#                        [--stacks ours-inproc,ours-quic,ours-cryptcab,C,tinc]
 #                        [--tinc-cipher NAME] [--tinc-digest NAME] [--tinc-bits N]
 #                        [--wan-mtu N] [--startup-timeout S]
 #                        [--no-build] [--json FILE] [-v]
 #
 # Run as root (namespaces, taps). Installs nothing: it checks for ip, ping,
-# iperf3, tincd, the Debian vde2 and vde2-cryptcab tools and says what is
+# iperf3, tincd, openssl (the quic stack's certificates), the Debian vde2 and vde2-cryptcab tools and says what is
 # missing. Builds our release binaries (vde_switch, vde_cryptcab), copies
 # them to a temporary directory so that a concurrent rebuild cannot swap
 # them mid-run, makes a random 32-byte pre-shared key there, then runs
@@ -55,7 +56,7 @@ done
 
 missing=()
 [[ $(id -u) == 0 ]] || missing+=("root (network namespaces and taps)")
-for t in ip ping iperf3 tincd python3 cargo; do
+for t in ip ping iperf3 tincd openssl python3 cargo; do
 	command -v "$t" >/dev/null 2>&1 || case $t in
 		ip) missing+=("ip (package iproute2)") ;;
 		ping) missing+=("ping (package iputils-ping)") ;;

@@ -591,3 +591,375 @@ fn a_plug_cable_whose_switch_went_away_comes_back_by_itself() {
     let ca2 = client(&a2);
     assert!(passes(&ca2, &cb, &frame(BCAST, mac(51), 80, 2)));
 }
+
+// ---------------------------------------------------------------------
+// QUIC cables (issue #14)
+
+/// A QUIC certificate for a switch, made here: its file and fingerprint.
+fn quic_cert(dir: &TempDir, name: &str) -> (String, String) {
+    let p = dir.path(&format!("{name}.pem"));
+    let c = vde_overlay::quic::tls::load_or_create(Some(&p)).unwrap();
+    (p.display().to_string(), c.fingerprint().to_string())
+}
+
+/// Two namespaces joined by a veth pair: 10.78.N.1 in the first, .2 in
+/// the second; returns them and the second's interface name.
+fn two_sites(n: u8, tag: &str) -> (NetNs, NetNs, String) {
+    let (a, b) = (
+        NetNs::new(&format!("{tag}a")),
+        NetNs::new(&format!("{tag}b")),
+    );
+    let pid = std::process::id() % 10000;
+    let (ia, ib) = (format!("q{n}a{pid}"), format!("q{n}b{pid}"));
+    sh(&format!(
+        "ip link add {ia} netns {} type veth peer name {ib} netns {}",
+        a.0, b.0
+    ));
+    a.sh(&format!(
+        "ip addr add 10.78.{n}.1/24 dev {ia} && ip link set {ia} up"
+    ));
+    b.sh(&format!(
+        "ip addr add 10.78.{n}.2/24 dev {ib} && ip link set {ib} up"
+    ));
+    (a, b, ib)
+}
+
+/// The first `"link":N` of a cable/json reply.
+fn first_link(sw: &Switch) -> Option<u64> {
+    sw.cmd("cable/json")
+        .split("\"link\":")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn quic_cable_between_two_namespaces_carries_frames_both_ways() {
+    if !is_root() || !have("ip") {
+        return;
+    }
+    let dir = TempDir::new("quic-two");
+    let (ns_a, ns_b, _) = two_sites(1, "qt");
+    let (ca_file, ca_fp) = quic_cert(&dir, "a");
+    let (cb_file, cb_fp) = quic_cert(&dir, "b");
+    let a = Switch::start_in(
+        &ns_a,
+        &dir,
+        "a",
+        &[format!("--listen=quic://:4433/cert={ca_file}/pin={cb_fp}")],
+    );
+    let b = Switch::start_in(
+        &ns_b,
+        &dir,
+        "b",
+        &[format!(
+            "--cable=quic://10.78.1.1:4433/cert={cb_file}/pin={ca_fp}"
+        )],
+    );
+    assert!(
+        wait_for(10, || cable_ports(&a) == 1 && cable_ports(&b) == 1),
+        "cable up: {}\n{}\n{}",
+        a.cmd("cable/print"),
+        b.cmd("cable/print"),
+        std::fs::read_to_string(dir.path("b.log")).unwrap_or_default()
+    );
+    let (ca, cb) = (client(&a), client(&b));
+    for (i, len) in [60usize, 61, 500, 1400, 1433, 1434, 1500, 1514]
+        .into_iter()
+        .enumerate()
+    {
+        let f = frame(BCAST, mac(1), len, i as u8);
+        assert!(passes(&ca, &cb, &f), "a->b {len} bytes");
+        let g = frame(mac(1), mac(2), len, i as u8 + 100);
+        assert!(passes(&cb, &ca, &g), "b->a {len} bytes, unicast");
+    }
+    let (pa, pb) = (a.cmd("cable/print"), b.cmd("cable/print"));
+    assert!(pa.contains("listen quic://") && pa.contains(&cb_fp), "{pa}");
+    assert!(
+        pb.contains("dial quic://") && pb.contains(" UP ") && pb.contains(&ca_fp),
+        "{pb}"
+    );
+    assert!(pb.contains("peer 10.78.1.1:4433"), "{pb}");
+    assert!(
+        !pb.contains("dropped"),
+        "nothing dropped on a clean path: {pb}"
+    );
+    // cable/del on the dialer ends the cable on both sides
+    let r = b.cmd("cable/del 1");
+    assert!(r.contains("closed") && r.contains("1000 Success"), "{r}");
+    assert!(
+        wait_for(5, || cable_ports(&a) == 0),
+        "{}",
+        a.cmd("cable/print")
+    );
+}
+
+#[test]
+fn quic_refuses_a_peer_whose_certificate_is_not_pinned() {
+    let dir = TempDir::new("quic-pin");
+    let (ca_file, ca_fp) = quic_cert(&dir, "a");
+    let (cb_file, _) = quic_cert(&dir, "b");
+    let (_, other_fp) = quic_cert(&dir, "other");
+    let port = free_udp_port();
+    // a trusts "other", not b
+    let a = Switch::start(
+        Impl::Ours,
+        &dir,
+        "a",
+        &[&format!(
+            "--listen=quic://:{port}/cert={ca_file}/pin={other_fp}"
+        )],
+    );
+    let b = Switch::start(
+        Impl::Ours,
+        &dir,
+        "b",
+        &[&format!(
+            "--cable=quic://127.0.0.1:{port}/cert={cb_file}/pin={ca_fp}/dead=0.5"
+        )],
+    );
+    assert!(
+        wait_for(10, || a
+            .cmd("cable/print")
+            .contains("refused (certificate not pinned)")),
+        "{}",
+        a.cmd("cable/print")
+    );
+    assert!(
+        wait_for(5, || b
+            .cmd("cable/print")
+            .contains("refused (certificate not pinned)")),
+        "{}",
+        b.cmd("cable/print")
+    );
+    assert_eq!(cable_ports(&a), 0);
+    assert_eq!(cable_ports(&b), 0);
+    assert!(b.cmd("cable/print").contains("-- connecting"));
+    // and a client that does not pin the server refuses it
+    let c = Switch::start(
+        Impl::Ours,
+        &dir,
+        "c",
+        &[&format!(
+            "--cable=quic://127.0.0.1:{port}/cert={cb_file}/pin={other_fp}"
+        )],
+    );
+    assert!(
+        wait_for(10, || c
+            .cmd("cable/print")
+            .contains("refused (certificate not pinned)")),
+        "{}",
+        c.cmd("cable/print")
+    );
+    assert_eq!(cable_ports(&c), 0);
+    // a cable/add without a pin says what is missing and names our certificate
+    let r = c.cmd(&format!("cable/add quic://127.0.0.1:{port}/cert={cb_file}"));
+    assert!(
+        r.contains("no peer certificate pinned") && r.contains("SHA256:"),
+        "{r}"
+    );
+}
+
+#[test]
+fn quic_client_recovers_when_the_server_restarts() {
+    let dir = TempDir::new("quic-restart");
+    let (ca_file, ca_fp) = quic_cert(&dir, "a");
+    let (cb_file, cb_fp) = quic_cert(&dir, "b");
+    let port = free_udp_port();
+    let listen = format!("--listen=quic://:{port}/cert={ca_file}/pin={cb_fp}");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[&listen]);
+    let b = Switch::start(
+        Impl::Ours,
+        &dir,
+        "b",
+        &[&format!(
+            "--cable=quic://127.0.0.1:{port}/cert={cb_file}/pin={ca_fp}"
+        )],
+    );
+    assert!(wait_for(10, || cable_ports(&a) == 1 && cable_ports(&b) == 1));
+    let cb = client(&b);
+    {
+        let ca = client(&a);
+        assert!(passes(&ca, &cb, &frame(BCAST, mac(60), 100, 1)));
+    }
+    // the server goes away: the client's port goes down within the
+    // dead time (1 s) and some slack, and the cable stays listed
+    drop(a);
+    let t = Instant::now();
+    assert!(
+        wait_for(5, || cable_ports(&b) == 0),
+        "{}",
+        b.cmd("cable/print")
+    );
+    eprintln!("the client saw the server gone after {:?}", t.elapsed());
+    assert!(b.cmd("cable/print").contains("Cable 1 dial quic://"));
+    // a new server on the same port: the client comes back by itself
+    let a2 = Switch::start(Impl::Ours, &dir, "a", &[&listen]);
+    assert!(
+        wait_for(10, || cable_ports(&b) == 1 && cable_ports(&a2) == 1),
+        "{}",
+        b.cmd("cable/print")
+    );
+    let ca2 = client(&a2);
+    assert!(passes(&cb, &ca2, &frame(BCAST, mac(61), 1514, 2)));
+    assert!(passes(&ca2, &cb, &frame(BCAST, mac(62), 1514, 3)));
+}
+
+#[test]
+fn quic_cable_survives_the_client_address_changing() {
+    if !is_root() || !have("ip") {
+        return;
+    }
+    let dir = TempDir::new("quic-move");
+    let (ns_a, ns_b, ib) = two_sites(2, "qm");
+    let (ca_file, ca_fp) = quic_cert(&dir, "a");
+    let (cb_file, cb_fp) = quic_cert(&dir, "b");
+    let a = Switch::start_in(
+        &ns_a,
+        &dir,
+        "a",
+        &[format!("--listen=quic://:4433/cert={ca_file}/pin={cb_fp}")],
+    );
+    let b = Switch::start_in(
+        &ns_b,
+        &dir,
+        "b",
+        &[format!(
+            "--cable=quic://10.78.2.1:4433/cert={cb_file}/pin={ca_fp}"
+        )],
+    );
+    assert!(wait_for(10, || cable_ports(&a) == 1 && cable_ports(&b) == 1));
+    let (ca, cb) = (client(&a), client(&b));
+    assert!(passes(&cb, &ca, &frame(BCAST, mac(70), 200, 1)));
+    let link = first_link(&a).expect("a link");
+    assert!(a.cmd("cable/print").contains("peer 10.78.2.2:"));
+    // the client's address changes under the cable (as a NAT rebinding
+    // would change it): the old one goes away, a new one comes
+    ns_b.sh(&format!(
+        "sysctl -qw net.ipv4.conf.{ib}.promote_secondaries=1 && \
+         ip addr add 10.78.2.3/24 dev {ib} && ip addr del 10.78.2.2/24 dev {ib}"
+    ));
+    let mut seq = 10u8;
+    let moved = until_once(10, &mut seq, |n| {
+        passes(&cb, &ca, &frame(BCAST, mac(71), 1514, n))
+            && a.cmd("cable/print").contains("peer 10.78.2.3:")
+    });
+    assert!(
+        moved.is_some(),
+        "frames pass from the new address: {}",
+        a.cmd("cable/print")
+    );
+    assert!(passes(&ca, &cb, &frame(BCAST, mac(72), 1514, 99)));
+    // the same connection: no new link on the server, no down on either side
+    assert_eq!(first_link(&a), Some(link), "{}", a.cmd("cable/print"));
+    let la = std::fs::read_to_string(dir.path("a.log")).unwrap_or_default();
+    let lb = std::fs::read_to_string(dir.path("b.log")).unwrap_or_default();
+    assert!(!la.contains(" down"), "{la}");
+    assert!(!lb.contains(" down"), "{lb}");
+}
+
+#[test]
+fn a_ring_with_one_quic_cable_reroutes_around_it_when_silenced() {
+    if !is_root() || !have("ip") {
+        return;
+    }
+    let dir = TempDir::new("quic-ring");
+    let key = key_file(&dir);
+    let certs: Vec<(String, String)> = (0..3).map(|i| quic_cert(&dir, &format!("q{i}"))).collect();
+    let ns: Vec<NetNs> = (0..3).map(|i| NetNs::new(&format!("qr{i}"))).collect();
+    let pid = std::process::id() % 10000;
+    let pairs = [(0usize, 1usize), (1, 2), (2, 0)];
+    for (k, &(i, j)) in pairs.iter().enumerate() {
+        let (a, b) = (format!("qring{k}a{pid}"), format!("qring{k}b{pid}"));
+        sh(&format!(
+            "ip link add {a} netns {} type veth peer name {b} netns {}",
+            ns[i].0, ns[j].0
+        ));
+        ns[i].sh(&format!(
+            "ip addr add 10.76.{k}.1/24 dev {a} && ip link set {a} up"
+        ));
+        ns[j].sh(&format!(
+            "ip addr add 10.76.{k}.2/24 dev {b} && ip link set {b} up"
+        ));
+    }
+    // s0 -> s1 is a quic cable; s1 -> s2 and s2 -> s0 are cryptcab ones
+    let sites: Vec<Switch> = (0..3)
+        .map(|i| {
+            let mut args = vec![
+                "-F".to_string(),
+                format!("--macaddr=00:ff:00:00:03:{:02x}", i + 1),
+            ];
+            match i {
+                0 => {
+                    args.push(format!(
+                        "--cable=quic://10.76.0.2:4433/cert={}/pin={}",
+                        certs[0].0, certs[1].1
+                    ));
+                    args.push(format!("--listen=cryptcab:///psk={key}/dead=0.3"));
+                }
+                1 => {
+                    args.push(format!(
+                        "--listen=quic://:4433/cert={}/pin={}",
+                        certs[1].0, certs[0].1
+                    ));
+                    args.push(format!("--cable=cryptcab://10.76.1.2/psk={key}/dead=0.3"));
+                }
+                _ => {
+                    args.push(format!("--listen=cryptcab:///psk={key}/dead=0.3"));
+                    args.push(format!("--cable=cryptcab://10.76.2.2/psk={key}/dead=0.3"));
+                }
+            }
+            Switch::start_in(&ns[i], &dir, &format!("s{i}"), &args)
+        })
+        .collect();
+    assert!(
+        wait_for(10, || sites.iter().all(|s| cable_ports(s) == 2)),
+        "ring up: {}",
+        sites
+            .iter()
+            .map(|s| s.cmd("cable/print"))
+            .collect::<String>()
+    );
+    let cs: Vec<Client> = sites.iter().map(client).collect();
+    let mut seq = 0u8;
+    let t = wait_once(&cs, &mut seq, 15).expect("the ring converges: one copy each");
+    eprintln!("ring converged {t:?} after the cables came up");
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once, no loop");
+    }
+    // silence the quic cable: its port goes down when QUIC's idle timeout
+    // (1 s) runs out, and the tree routes around it
+    let a = format!("qring0a{pid}");
+    let start = Instant::now();
+    ns[0].sh(&format!("ip link set {a} down"));
+    let mut rerouted = None;
+    while start.elapsed() < Duration::from_secs(10) {
+        seq = seq.wrapping_add(1);
+        if copies(&cs, seq) == vec![1, 1] && cable_ports(&sites[0]) == 1 {
+            rerouted = Some(start.elapsed());
+            break;
+        }
+    }
+    let rerouted = rerouted.expect("rerouted around the silenced quic cable");
+    eprintln!("silenced quic cable routed around in {rerouted:?}");
+    for _ in 0..3 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "still exactly once");
+    }
+    // it comes back by itself (the dialer reconnects), loop-free
+    ns[0].sh(&format!("ip link set {a} up"));
+    assert!(
+        wait_for(15, || cable_ports(&sites[0]) == 2
+            && cable_ports(&sites[1]) == 2),
+        "the quic cable comes back: {}",
+        sites[0].cmd("cable/print")
+    );
+    assert!(wait_once(&cs, &mut seq, 15).is_some());
+    for _ in 0..5 {
+        seq = seq.wrapping_add(1);
+        assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once after the heal");
+    }
+}

@@ -1,5 +1,5 @@
 //! vde-overlay: cross-host transports that carry Ethernet frames between
-//! vde switches (cryptcab, vxvde, udp).
+//! vde switches (cryptcab, quic, vxvde, udp).
 //!
 //! Each transport exposes a concrete frame endpoint (open, send frame,
 //! receive frame, close, state); the `vde` crate adapts it to its plug
@@ -10,6 +10,7 @@ pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
 pub mod cryptcab;
 pub mod endpoint;
 pub mod mss;
+pub mod quic;
 pub mod sys;
 pub mod udp;
 mod udpio;

@@ -94,13 +94,14 @@ fn errno_of(e: &OpenError) -> Errno {
     }
 }
 
-/// Whether a locator listens (only `cryptcab://` without a host does).
+/// Whether a locator listens (only `cryptcab://` and `quic://` without a
+/// host do).
 fn listens(vnl: &str) -> Result<bool, VnlError> {
     let loc = Locator::split(vnl);
-    if loc.scheme == "cryptcab" {
-        Ok(vnl::cryptcab::spec(&loc)?.listens())
-    } else {
-        Ok(false)
+    match loc.scheme.as_str() {
+        "cryptcab" => Ok(vnl::cryptcab::spec(&loc)?.listens()),
+        "quic" => Ok(vnl::quic::spec(&loc)?.listens()),
+        _ => Ok(false),
     }
 }
 
@@ -199,8 +200,9 @@ impl Cables {
                 return Err((
                     EINVAL,
                     format!(
-                        "{vnl} does not listen: a listening locator is cryptcab://[:PORT][/OPTIONS]"
-                    ),
+                    "{vnl} does not listen: a listening locator is cryptcab://[:PORT][/OPTIONS] \
+                         or quic://[:PORT][/OPTIONS]"
+                ),
                 ))
             }
             Ok(_) => {}

@@ -104,6 +104,14 @@ pub fn parse_port(s: &str, zero: bool) -> Result<u16, String> {
 /// `[USER@]HOST[:PORT]`, with `[V6]:PORT` or a bare IPv6 literal; an
 /// empty host (`:PORT` or nothing) means listen.
 pub fn split_dest(s: &str) -> Result<(Option<String>, Option<String>, u16), String> {
+    split_dest_or(s, DEFAULT_PORT)
+}
+
+/// [`split_dest`] with another default port (`quic://`'s).
+pub fn split_dest_or(
+    s: &str,
+    default_port: u16,
+) -> Result<(Option<String>, Option<String>, u16), String> {
     let (user, rest) = match s.rsplit_once('@') {
         Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
         Some(_) => return Err(format!("empty user name in {s:?}")),
@@ -113,7 +121,7 @@ pub fn split_dest(s: &str) -> Result<(Option<String>, Option<String>, u16), Stri
         let (h, after) = r.split_once(']').ok_or(format!("missing ] in {s:?}"))?;
         let port = match after.strip_prefix(':') {
             Some(p) => parse_port(p, false)?,
-            None if after.is_empty() => DEFAULT_PORT,
+            None if after.is_empty() => default_port,
             None => return Err(format!("unexpected {after:?} after ] in {s:?}")),
         };
         (h.to_string(), port)
@@ -121,7 +129,7 @@ pub fn split_dest(s: &str) -> Result<(Option<String>, Option<String>, u16), Stri
         let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
         (h.to_string(), parse_port(p, false)?)
     } else {
-        (rest.to_string(), DEFAULT_PORT)
+        (rest.to_string(), default_port)
     };
     if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
         return Err(format!("{s:?}: a host or user may not begin with '-'"));

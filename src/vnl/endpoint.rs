@@ -3,7 +3,7 @@
 //! - [`open_endpoint`] opens any locator as a
 //!   [`FrameEndpoint`](vde_overlay::endpoint::FrameEndpoint), the form a
 //!   switch hosts as ports: the schemes that have a native endpoint
-//!   (`cryptcab`) directly; every other one through [`PlugEndpoint`], a
+//!   (`cryptcab`, `quic`) directly; every other one through [`PlugEndpoint`], a
 //!   blocking plug run by two threads behind a `SOCK_SEQPACKET` pair.
 //! - [`EndpointPlug`] is the blocking [`Plug`] over an endpoint, for the
 //!   tools (`vde_plug cryptcab://…`).
@@ -30,6 +30,7 @@ pub fn open_endpoint(vnl: &str, args: &OpenArgs) -> Result<Box<dyn FrameEndpoint
     let loc = Locator::split(&super::resolve_default(vnl));
     match loc.scheme.as_str() {
         "cryptcab" => return super::cryptcab::open_endpoint(&loc),
+        "quic" => return super::quic::open_endpoint(&loc),
         "udp" => return super::udp::open_endpoint(&loc),
         _ => {}
     }

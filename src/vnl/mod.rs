@@ -13,6 +13,7 @@ pub mod node;
 pub mod null;
 pub mod parse;
 pub mod ptp;
+pub mod quic;
 pub mod switch;
 pub mod tap;
 pub mod udp;
@@ -152,6 +153,12 @@ pub static SCHEMES: &[Scheme] = &[
         open: cryptcab::open,
         example: "cryptcab://user@host:7667",
         what: "an encrypted cable (ssh key exchange, or /psk=KEYFILE); no host: listen",
+    },
+    Scheme {
+        name: "quic",
+        open: quic::open,
+        example: "quic://host:4433/pin=SHA256:…",
+        what: "a QUIC cable, peers pinned by certificate fingerprint; no host: listen",
     },
 ];
 
