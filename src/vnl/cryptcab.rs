@@ -484,6 +484,11 @@ mod tests {
         assert_eq!(s.identity.as_deref(), Some("/etc/vde/my id"));
         assert_eq!(s.pin.map(|p| p.to_string()).as_deref(), Some(fp));
         assert_eq!(s.psk.as_deref(), Some("/etc/vde/k"));
+        // base64 may hold "//": the value keeps it
+        let fp2 = "SHA256:FaUKyKe4V4MstyH9N+O9Ohy0OzBTtFt//G0C4+g2S9A";
+        let s = spec(&loc(&format!("cryptcab://h/pin={fp2}/psk=/k"))).unwrap();
+        assert_eq!(s.pin.map(|p| p.to_string()).as_deref(), Some(fp2));
+        assert_eq!(s.psk.as_deref(), Some("/k"));
         let s = spec(&loc("cryptcab://:7667/identity=/x")).unwrap();
         assert_eq!((s.identity.as_deref(), s.pin), (Some("/x"), None));
     }

@@ -228,6 +228,15 @@ fn parse_options(
         let opt = &list[start..end];
         start = end + 1;
         if opt.is_empty() {
+            // inside a path's value an empty segment is a doubled slash
+            // (base64 fingerprints have them: `pin=SHA256:ab//cd`)
+            if end < list.len() {
+                if let Some((key, Some(value))) = items.last_mut() {
+                    if paths.contains(key) {
+                        value.push('/');
+                    }
+                }
+            }
             continue;
         }
         let eq = u
