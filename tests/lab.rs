@@ -617,6 +617,37 @@ fn a_debian_switch_as_one_site() {
 }
 
 #[test]
+fn a_debian_site_listens_with_keys_over_ssh() {
+    if !ssh_ready() || !have("vde_switch") {
+        return;
+    }
+    // b runs the C switch: our vde_cryptcab process there listens in ssh
+    // mode, beside the sshd the runner starts
+    let dir = TempDir::new("lab-deb-ssh");
+    let text = std::fs::read_to_string(example("ring3-ssh.toml"))
+        .unwrap()
+        .replacen("name = \"b\"\n", "name = \"b\"\nswitch = \"debian\"\n", 1);
+    let file = dir.path("deb-ssh.toml");
+    std::fs::write(&file, text).unwrap();
+    let lab = Lab::up(&file, "e");
+    let st = lab.ok(&["status"]);
+    assert!(
+        st.contains("switch debian up") && st.contains("  sshd 10.99.0.2:22 up"),
+        "{st}"
+    );
+    assert!(cable_up_at(&lab, "a", "ab"), "{st}");
+    let log = std::fs::read_to_string(lab.state.join("b/cable-ab.log")).unwrap();
+    assert!(log.contains("announced over ssh"), "{log}");
+    lab.ok(&["cut", "ca"]);
+    // the C switch says hello every 4 s: give it time
+    assert!(
+        ping_within(&lab, ("a", "h1"), "10.0.0.3", 40),
+        "a -> c through the ssh cable and the C switch: {}",
+        lab.ok(&["status"])
+    );
+}
+
+#[test]
 fn a_bad_topology_file_is_named_with_its_line() {
     let dir = TempDir::new("lab-bad");
     let file = dir.path("bad.toml");

@@ -454,6 +454,43 @@ to = "b"
     }
 
     #[test]
+    fn keys_over_ssh_are_for_cryptcab_cables_dialed_by_our_switch() {
+        // a Debian site may listen on an ssh cable (its vde_cryptcab does)
+        let ssh = GOOD.replace("to = \"b\"", "to = \"b\"\nkeys = \"ssh\"");
+        let lab = parse("t.toml", &ssh).unwrap();
+        assert!(lab.cables[0].ssh);
+        assert!(
+            !parse("t.toml", GOOD).unwrap().cables[0].ssh,
+            "psk by default"
+        );
+        let cases = [
+            (
+                ssh.replace("\"ssh\"", "\"rsa\""),
+                16,
+                "keys \"rsa\": expected",
+            ),
+            (
+                ssh.replace("keys", "kind = \"udp\"\nkeys"),
+                17,
+                "keys is for kind = \"cryptcab\"",
+            ),
+            (
+                // b dials the Debian site... the other way round
+                ssh.replace("from = \"a\"\nto = \"b\"", "from = \"b\"\nto = \"a\""),
+                14,
+                "the dialing site \"b\" must run our switch",
+            ),
+        ];
+        for (text, line, what) in cases {
+            let e = parse("lab.toml", &text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("lab.toml:{line}: ")) && e.contains(what),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn errors_name_the_file_and_line() {
         let cases = [
             (
