@@ -436,6 +436,8 @@ fn a_ring_with_keys_over_ssh() {
             .count()
     };
     assert_eq!(sessions(), 1, "one key exchange over ssh at `up`");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ports_apart(&lab);
     assert!(
         cable_up_at(&lab, "a", "ab") && cable_up_at(&lab, "b", "ab"),
         "{st}"
@@ -497,6 +499,24 @@ fn a_ring_with_keys_over_ssh() {
         "ring3-ssh: a -> c pings {:?} after the restart",
         t0.elapsed()
     );
+}
+
+/// No two cables of a site share a switch port (a link that comes back
+/// takes its old port only if nobody else took it meanwhile).
+fn assert_ports_apart(lab: &Lab) {
+    let out = lab.ok(&["status"]);
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut site = String::new();
+    for l in out.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"site") {
+            site = w[1].to_string();
+        } else if l.starts_with("  cable ") && w.get(2) == Some(&"port") {
+            let key = (site.clone(), w[3].to_string());
+            assert!(!seen.contains(&key), "two cables on one port: {out}");
+            seen.push(key);
+        }
+    }
 }
 
 /// Polls `f` every 200 ms for at most `secs`.
