@@ -1040,6 +1040,18 @@ fn down(l: &L) -> Res<()> {
         namespaces.push(l.site_ns(i));
     }
     namespaces.push(l.wan_ns());
+    // the ticket sockets of the cryptcab servers, in a directory per
+    // namespace (named by its inode): the sites' processes are gone
+    for i in 0..l.lab.sites.len() {
+        if let Ok(m) = std::fs::metadata(Path::new("/run/netns").join(l.site_ns(i))) {
+            use std::os::unix::fs::MetadataExt;
+            let dir = PathBuf::from(format!("/run/vde_cryptcab/net-{}", m.ino()));
+            for k in l.lab.cables.iter().filter(|k| k.to == i) {
+                let _ = std::fs::remove_file(dir.join(k.port.to_string()));
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
     let mut failed = Vec::new();
     for ns in namespaces {
         if ns_exists(&ns) {
