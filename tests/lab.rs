@@ -383,6 +383,154 @@ fn ring_of_three_over_cryptcab() {
     }
 }
 
+/// What a lab with keys over ssh needs besides [`ready`]: ssh-keygen and
+/// the OpenSSH server (same CI rule as `have`).
+fn ssh_ready() -> bool {
+    if !ready() || !have("ssh") || !have("ssh-keygen") {
+        return false;
+    }
+    if !Path::new("/usr/sbin/sshd").exists() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "/usr/sbin/sshd is required under CI=true (openssh-server)"
+        );
+        eprintln!("SKIP: no /usr/sbin/sshd");
+        return false;
+    }
+    true
+}
+
+/// The `status` line of cable `name` at site `site` ("  cable NAME port
+/// P up role=…"), if it is up there.
+fn cable_up_at(lab: &Lab, site: &str, name: &str) -> bool {
+    let out = lab.ok(&["status"]);
+    let mut here = false;
+    out.lines().any(|l| {
+        if l.starts_with("site ") {
+            here = l.split_whitespace().nth(1) == Some(site);
+        }
+        here && l.starts_with(&format!("  cable {name} port ")) && l.contains(" up")
+    })
+}
+
+#[test]
+fn a_ring_with_keys_over_ssh() {
+    if !ssh_ready() {
+        return;
+    }
+    let lab = Lab::up(&example("ring3-ssh.toml"), "s");
+    let st = lab.ok(&["status"]);
+    // the runner started an sshd in b, the listening end of ab
+    assert!(
+        st.lines()
+            .any(|l| l.starts_with("cable ab a -> b cryptcab keys=ssh ")),
+        "{st}"
+    );
+    assert!(st.contains("  sshd 10.99.0.2:22 up"), "{st}");
+    assert_eq!(st.matches("  sshd ").count(), 1, "an sshd in b only: {st}");
+    let sshd_log = lab.state.join("b").join("sshd.log");
+    let sessions = || {
+        std::fs::read_to_string(&sshd_log)
+            .unwrap_or_default()
+            .matches("Starting session: forced-command")
+            .count()
+    };
+    assert_eq!(sessions(), 1, "one key exchange over ssh at `up`");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ports_apart(&lab);
+    assert!(
+        cable_up_at(&lab, "a", "ab") && cable_up_at(&lab, "b", "ab"),
+        "{st}"
+    );
+    // the keys of the other cables stay pre-shared; ab has no key file
+    assert!(!lab.state.join("keys/ab.key").exists());
+    assert!(lab.state.join("keys/bc.key").exists());
+
+    // the other way from a to c cut: a reaches b and c through ab only
+    lab.ok(&["cut", "ca"]);
+    let t0 = Instant::now();
+    assert!(
+        ping_within(&lab, ("a", "h1"), "10.0.0.3", 20),
+        "a -> c through the ssh cable and b: {}",
+        lab.ok(&["status"])
+    );
+    eprintln!("ring3-ssh: ca cut, a -> b -> c pings in {:?}", t0.elapsed());
+    assert!(ping_within(&lab, ("c", "h1"), "10.0.0.1", 5));
+    assert!(ping_within(&lab, ("a", "h1"), "10.0.0.2", 5));
+    tcp(&lab, ("a", "h1"), ("c", "h1"), Ipv4Addr::new(10, 0, 0, 3));
+
+    // the listening site crashes (its sshd with it) and comes back: the
+    // dialing switch fetches a new key over ssh by itself
+    lab.ok(&["kill", "b"]);
+    let st = lab.ok(&["status"]);
+    assert!(
+        st.contains("switch ours DOWN") && st.contains("  sshd 10.99.0.2:22 DOWN"),
+        "{st}"
+    );
+    assert!(
+        !ping(&lab, ("a", "h1"), "10.0.0.3"),
+        "no way from a to c with b dead"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let out = lab.ok(&["start", "b"]);
+    let t0 = Instant::now();
+    assert!(
+        !out.contains("key handed over ssh"),
+        "the runner left the dialing cable alone: {out}"
+    );
+    let back = wait_until(40, || cable_up_at(&lab, "a", "ab"));
+    assert!(
+        back,
+        "ab back up within 40 s: {}\n{}",
+        lab.ok(&["status"]),
+        std::fs::read_to_string(lab.state.join("a/switch.log")).unwrap_or_default()
+    );
+    eprintln!(
+        "ring3-ssh: b restarted, ab up again after {:?}",
+        t0.elapsed()
+    );
+    assert!(sessions() >= 1, "the new key went over ssh to the new sshd");
+    assert!(
+        ping_within(&lab, ("a", "h1"), "10.0.0.3", 20),
+        "a -> b -> c again: {}",
+        lab.ok(&["status"])
+    );
+    eprintln!(
+        "ring3-ssh: a -> c pings {:?} after the restart",
+        t0.elapsed()
+    );
+}
+
+/// No two cables of a site share a switch port (a link that comes back
+/// takes its old port only if nobody else took it meanwhile).
+fn assert_ports_apart(lab: &Lab) {
+    let out = lab.ok(&["status"]);
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut site = String::new();
+    for l in out.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"site") {
+            site = w[1].to_string();
+        } else if l.starts_with("  cable ") && w.get(2) == Some(&"port") {
+            let key = (site.clone(), w[3].to_string());
+            assert!(!seen.contains(&key), "two cables on one port: {out}");
+            seen.push(key);
+        }
+    }
+}
+
+/// Polls `f` every 200 ms for at most `secs`.
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
 #[test]
 fn vlans_stay_apart_across_sites() {
     if !ready() {
@@ -489,6 +637,37 @@ fn a_debian_switch_as_one_site() {
 }
 
 #[test]
+fn a_debian_site_listens_with_keys_over_ssh() {
+    if !ssh_ready() || !have("vde_switch") {
+        return;
+    }
+    // b runs the C switch: our vde_cryptcab process there listens in ssh
+    // mode, beside the sshd the runner starts
+    let dir = TempDir::new("lab-deb-ssh");
+    let text = std::fs::read_to_string(example("ring3-ssh.toml"))
+        .unwrap()
+        .replacen("name = \"b\"\n", "name = \"b\"\nswitch = \"debian\"\n", 1);
+    let file = dir.path("deb-ssh.toml");
+    std::fs::write(&file, text).unwrap();
+    let lab = Lab::up(&file, "e");
+    let st = lab.ok(&["status"]);
+    assert!(
+        st.contains("switch debian up") && st.contains("  sshd 10.99.0.2:22 up"),
+        "{st}"
+    );
+    assert!(cable_up_at(&lab, "a", "ab"), "{st}");
+    let log = std::fs::read_to_string(lab.state.join("b/cable-ab.log")).unwrap();
+    assert!(log.contains("announced over ssh"), "{log}");
+    lab.ok(&["cut", "ca"]);
+    // the C switch says hello every 4 s: give it time
+    assert!(
+        ping_within(&lab, ("a", "h1"), "10.0.0.3", 40),
+        "a -> c through the ssh cable and the C switch: {}",
+        lab.ok(&["status"])
+    );
+}
+
+#[test]
 fn a_bad_topology_file_is_named_with_its_line() {
     let dir = TempDir::new("lab-bad");
     let file = dir.path("bad.toml");
@@ -505,7 +684,7 @@ fn a_bad_topology_file_is_named_with_its_line() {
         "{err}"
     );
     // the examples are all good
-    for f in ["ring3.toml", "cloud.toml", "vlans.toml"] {
+    for f in ["ring3.toml", "ring3-ssh.toml", "cloud.toml", "vlans.toml"] {
         let out = Command::new(LAB)
             .arg(example(f))
             .arg("check")

@@ -661,7 +661,10 @@ impl Server {
             gids: Vec::new(),
         };
         let mut got = Err(crate::errno::ENOSPC);
-        if let Some(p) = last {
+        // its old port back, unless another endpoint took it meanwhile
+        // (asking for a port by number joins whoever is on it)
+        let free = |p| !self.sw.port(p).is_some_and(|x| x.is_active());
+        if let Some(p) = last.filter(|&p| free(p)) {
             got = self.sw.attach(crate::core::PortRequest::Port(p), ep(id));
         }
         if got.is_err() {

@@ -66,6 +66,19 @@ enum Cmd {
 
 type Res<T> = Result<T, String>;
 
+/// A cable (or cloud) as our switch hosts it.
+struct Vnl {
+    /// The lab's name for it.
+    name: String,
+    listen: bool,
+    /// Its locator.
+    loc: String,
+    /// Added through the console after the switches start (a cable that
+    /// dials with keys over ssh: opening it needs the other site's sshd
+    /// and listening switch), not given on the command line.
+    later: bool,
+}
+
 /// A lab loaded from its file, with where its state lives.
 struct L {
     lab: Lab,
@@ -111,24 +124,80 @@ impl L {
             .ok_or_else(|| format!("no site named {name:?} in the lab"))
     }
 
-    /// The in-switch cables of site `i` (our switch): (lab cable or cloud
-    /// name, listens, locator).
-    fn vnls(&self, i: usize) -> Vec<(String, bool, String)> {
+    /// Where the ssh material of the lab lives (user keys, client configs,
+    /// known_hosts).
+    fn ssh_dir(&self) -> PathBuf {
+        self.state.join("ssh")
+    }
+    /// The ssh client config a cable with `keys = "ssh"` dials with.
+    fn ssh_config(&self, c: usize) -> PathBuf {
+        self.ssh_dir()
+            .join(format!("{}.config", self.lab.cables[c].name))
+    }
+    /// The cable's ssh user key (one per cable: `authorized_keys` forces
+    /// the helper with that cable's port).
+    fn ssh_key(&self, c: usize) -> PathBuf {
+        self.ssh_dir()
+            .join(format!("{}.id", self.lab.cables[c].name))
+    }
+    /// Whether site `i` listens on a cable whose keys go over ssh: it then
+    /// runs an sshd.
+    fn runs_sshd(&self, i: usize) -> bool {
+        self.lab.cables.iter().any(|k| k.ssh && k.to == i)
+    }
+    /// The site's node identity (its long-term key), made by the first of
+    /// its processes that needs it: each site has its own, so that the
+    /// ssh exchange pins one site to the other.
+    fn identity(&self, i: usize) -> PathBuf {
+        self.site_dir(i).join("vde").join("identity")
+    }
+
+    /// The in-switch cables of site `i` (our switch), with its clouds.
+    fn vnls(&self, i: usize) -> Vec<Vnl> {
         let mut v = Vec::new();
+        let mut add = |name: &str, listen: bool, loc: String, later: bool| {
+            v.push(Vnl {
+                name: name.to_string(),
+                listen,
+                loc,
+                later,
+            })
+        };
         for (c, k) in self.lab.cables.iter().enumerate() {
             let p = k.port;
             match k.kind {
-                Kind::Cryptcab if k.to == i => v.push((
-                    k.name.clone(),
+                Kind::Cryptcab if k.to == i && k.ssh => add(
+                    &k.name,
+                    true,
+                    format!("cryptcab://:{p}/dead={}", k.dead),
+                    false,
+                ),
+                Kind::Cryptcab if k.to == i => add(
+                    &k.name,
                     true,
                     format!(
                         "cryptcab://:{p}/psk={}/dead={}",
                         self.key(c).display(),
                         k.dead
                     ),
-                )),
-                Kind::Cryptcab if k.from == i => v.push((
-                    k.name.clone(),
+                    false,
+                ),
+                // dialed through the console once the other site is up
+                // (the first key exchange happens when the cable opens)
+                Kind::Cryptcab if k.from == i && k.ssh => add(
+                    &k.name,
+                    false,
+                    format!(
+                        "cryptcab://root@{}:{p}/sshconfig={}/remote={}/port={p}/dead={}",
+                        self.wan_ip(k.to),
+                        self.ssh_config(c).display(),
+                        our_bin("vde_cryptcab"),
+                        k.dead
+                    ),
+                    true,
+                ),
+                Kind::Cryptcab if k.from == i => add(
+                    &k.name,
                     false,
                     format!(
                         "cryptcab://{}:{p}/psk={}/port={p}/dead={}",
@@ -136,25 +205,28 @@ impl L {
                         self.key(c).display(),
                         k.dead
                     ),
-                )),
+                    false,
+                ),
                 Kind::Udp if k.from == i || k.to == i => {
                     let other = if k.from == i { k.to } else { k.from };
-                    v.push((
-                        k.name.clone(),
+                    add(
+                        &k.name,
                         false,
                         format!("udp://{p}->{}:{p}", self.wan_ip(other)),
-                    ));
+                        false,
+                    );
                 }
                 _ => {}
             }
         }
         for cl in &self.lab.clouds {
             if cl.sites.contains(&i) {
-                v.push((
-                    cl.name.clone(),
+                add(
+                    &cl.name,
                     false,
                     format!("vxvde://{}/port={}/if=wan0", cl.group, cl.port),
-                ));
+                    false,
+                );
             }
         }
         v
@@ -216,11 +288,22 @@ fn our_bin(name: &str) -> String {
 }
 
 /// Starts `argv` in namespace `ns` in a process group of its own, output
-/// to `log`, and writes its pid to `pidfile`.
-fn spawn(ns: &str, argv: &[String], log: &Path, pidfile: &Path) -> Res<u32> {
+/// to `log`, and writes its pid to `pidfile`; `identity` is the node
+/// identity its cables use (`VDE_IDENTITY`).
+fn spawn(
+    ns: &str,
+    argv: &[String],
+    log: &Path,
+    pidfile: &Path,
+    identity: Option<&Path>,
+) -> Res<u32> {
     let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new("ip")
+    let mut cmd = Command::new("ip");
+    if let Some(id) = identity {
+        cmd.env("VDE_IDENTITY", id);
+    }
+    let child = cmd
         .args(["netns", "exec", ns])
         .args(argv)
         .stdin(Stdio::null())
@@ -274,9 +357,13 @@ fn wait_for(secs: f64, mut f: impl FnMut() -> bool) -> bool {
 /// One command on a management console (switch `vde$ `, wirefilter
 /// `VDEwf$ `): the reply without the prompt.
 fn mgmt(path: &Path, cmd: &str) -> Res<String> {
+    mgmt_within(path, cmd, Duration::from_secs(3))
+}
+
+/// [`mgmt`] for a command that may take up to `limit` to answer.
+fn mgmt_within(path: &Path, cmd: &str, limit: Duration) -> Res<String> {
     let mut s = UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
     let read_prompt = |s: &mut UnixStream| -> Res<String> {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
@@ -414,11 +501,11 @@ fn start_site(l: &L, i: usize) -> Res<()> {
         ns_run(&ns, &a)?;
     } else {
         argv.push("--nostdin".into());
-        for (_, listen, vnl) in l.vnls(i) {
-            argv.push(if listen { "--listen" } else { "--cable" }.into());
-            argv.push(vnl);
+        for v in l.vnls(i).into_iter().filter(|v| !v.later) {
+            argv.push(if v.listen { "--listen" } else { "--cable" }.into());
+            argv.push(v.loc);
         }
-        spawn(&ns, &argv, &log, &pidf)?;
+        spawn(&ns, &argv, &log, &pidf, Some(&l.identity(i)))?;
     }
     if !wait_for(10.0, || UnixStream::connect(&mg).is_ok()) {
         return Err(format!(
@@ -446,6 +533,7 @@ fn start_site(l: &L, i: usize) -> Res<()> {
             &argv,
             &hlog,
             &dir.join(format!("host-{}.pid", h.name)),
+            None,
         )?;
         if !wait_for(5.0, || {
             ns_run(&hns, &["ip", "link", "show", "eth0"]).is_ok()
@@ -471,6 +559,237 @@ fn start_site(l: &L, i: usize) -> Res<()> {
             }
         }
     }
+    if l.runs_sshd(i) {
+        start_sshd(l, i)?;
+    }
+    Ok(())
+}
+
+/// The sshd of the lab: Debian's OpenSSH server.
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Starts the sshd of site `i` in its namespace, on its WAN address (the
+/// files `setup_ssh` wrote), and waits until it listens.
+fn start_sshd(l: &L, i: usize) -> Res<()> {
+    let dir = l.site_dir(i);
+    // its privilege separation directory
+    std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+    let log = dir.join("sshd.log");
+    let argv: Vec<String> = vec![
+        SSHD.into(),
+        "-D".into(),
+        "-e".into(),
+        "-f".into(),
+        dir.join("sshd_config").display().to_string(),
+    ];
+    let pid = spawn(&l.site_ns(i), &argv, &log, &dir.join("sshd.pid"), None)?;
+    let listening =
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Server listening on"));
+    wait_for(10.0, || listening() || !alive(pid as i32));
+    if !listening() {
+        return Err(format!(
+            "site {}: sshd did not start: {}",
+            l.lab.sites[i].name,
+            tail(&log)
+        ));
+    }
+    Ok(())
+}
+
+/// The locators of the cables site `i`'s switch holds, up or not.
+fn cable_json(l: &L, i: usize) -> Vec<serde_json::Value> {
+    let Ok(j) = mgmt(&l.mgmt(i), "cable/json") else {
+        return Vec::new();
+    };
+    j.lines()
+        .find(|s| s.starts_with('['))
+        .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Opens, through the dialing switch's console, the cables with keys over
+/// ssh that it does not hold yet and whose two sites are up (`only`:
+/// those touching that site). Opening one is its first key exchange;
+/// once open, a cable fetches new keys over ssh by itself.
+fn dial_ssh_cables(l: &L, only: Option<usize>) -> Res<()> {
+    for k in &l.lab.cables {
+        if !k.ssh || only.is_some_and(|i| i != k.from && i != k.to) {
+            continue;
+        }
+        if !switch_alive(l, k.from) || !switch_alive(l, k.to) {
+            continue;
+        }
+        let Some(v) = l.vnls(k.from).into_iter().find(|v| v.name == k.name) else {
+            continue;
+        };
+        let held = cable_json(l, k.from)
+            .iter()
+            .any(|c| c["vnl"].as_str() == Some(v.loc.as_str()));
+        if held {
+            continue;
+        }
+        // the listening end may be a moment behind its sshd (a Debian
+        // site's vde_cryptcab): a few tries, for at most 10 s
+        let t = Instant::now();
+        let mut why;
+        loop {
+            why = match mgmt_within(
+                &l.mgmt(k.from),
+                &format!("cable/add {}", v.loc),
+                Duration::from_secs(40),
+            ) {
+                Ok(r) if r.contains("1000 Success") => {
+                    println!(
+                        "cable {}: key handed over ssh from {} to {} in {:.2} s",
+                        k.name,
+                        l.lab.sites[k.from].name,
+                        l.lab.sites[k.to].name,
+                        t.elapsed().as_secs_f64()
+                    );
+                    break;
+                }
+                Ok(r) => r.trim().replace('\n', " / "),
+                Err(e) => e,
+            };
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "cable {}: site {} cannot dial site {} with keys over ssh: {why} \
+                     (see {} and {})",
+                    k.name,
+                    l.lab.sites[k.from].name,
+                    l.lab.sites[k.to].name,
+                    l.site_dir(k.from).join("switch.log").display(),
+                    l.site_dir(k.to).join("sshd.log").display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    Ok(())
+}
+
+/// ssh-keygen: a new ed25519 key pair at `path` (and `path`.pub), the
+/// private half mode 0600; returns the public line.
+fn keygen(path: &Path, comment: &str) -> Res<String> {
+    let p = path.display().to_string();
+    run(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        comment,
+        "-f",
+        &p,
+    ])?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{p}: {e}"))?;
+    let pubf = format!("{p}.pub");
+    std::fs::read_to_string(&pubf)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| format!("{pubf}: {e}"))
+}
+
+/// The ssh material of the cables with `keys = "ssh"`: for every site
+/// that listens on one, a host key, an `authorized_keys` and an
+/// `sshd_config` in its state directory; for every such cable a user key
+/// (accepted only to run our helper with that cable's port) and an ssh
+/// client config that knows the listening site's host key.
+fn setup_ssh(l: &L) -> Res<()> {
+    if !l.lab.cables.iter().any(|k| k.ssh) {
+        return Ok(());
+    }
+    if !Path::new(SSHD).is_file() {
+        return Err(format!(
+            "keys = \"ssh\" needs {SSHD} (Debian package openssh-server)"
+        ));
+    }
+    // run by the sshd, whose PATH may hold Debian's vde_cryptcab first
+    let remote = our_bin("vde_cryptcab");
+    if !remote.starts_with('/') {
+        return Err(
+            "keys = \"ssh\" needs our vde_cryptcab beside vde-lab (the sshds run it by its \
+             full path)"
+                .into(),
+        );
+    }
+    let plain = |p: &str| !p.contains(|c: char| c.is_whitespace() || "\"'%\\#".contains(c));
+    let state = l.state.display().to_string();
+    if !plain(&state) || !plain(&remote) {
+        return Err(format!(
+            "keys = \"ssh\": the paths {state} and {remote} go into ssh configuration \
+             files: no spaces, quotes, % or #"
+        ));
+    }
+    let d = l.ssh_dir();
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())?;
+    let known = d.join("known_hosts");
+    let mut known_text = String::new();
+    let mut authorized = vec![String::new(); l.lab.sites.len()];
+    for i in (0..l.lab.sites.len()).filter(|&i| l.runs_sshd(i)) {
+        let sd = l.site_dir(i);
+        std::fs::create_dir_all(&sd).map_err(|e| format!("{}: {e}", sd.display()))?;
+        let host_key = keygen(
+            &sd.join("ssh_host_ed25519_key"),
+            &format!("vde-lab {} site {} host", l.lab.name, l.lab.sites[i].name),
+        )?;
+        known_text += &format!("{} {host_key}\n", l.wan_ip(i));
+    }
+    std::fs::write(&known, known_text).map_err(|e| format!("{}: {e}", known.display()))?;
+    for (c, k) in l.lab.cables.iter().enumerate().filter(|(_, k)| k.ssh) {
+        let user_key = keygen(
+            &l.ssh_key(c),
+            &format!("vde-lab {} cable {}", l.lab.name, k.name),
+        )?;
+        // README: restrict the key to the helper, with this cable's port
+        authorized[k.to] += &format!(
+            "restrict,command=\"{remote} --ticket -p {}\" {user_key}\n",
+            k.port
+        );
+        let cfg = format!(
+            "# vde-lab {lab}: cable {cable}, site {from} dials site {to}\n\
+             Host {ip}\n  Port 22\n  User root\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  \
+             StrictHostKeyChecking yes\n  BatchMode yes\n",
+            lab = l.lab.name,
+            cable = k.name,
+            from = l.lab.sites[k.from].name,
+            to = l.lab.sites[k.to].name,
+            ip = l.wan_ip(k.to),
+            id = l.ssh_key(c).display(),
+            kh = known.display(),
+        );
+        let f = l.ssh_config(c);
+        std::fs::write(&f, cfg).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    for i in (0..l.lab.sites.len()).filter(|&i| l.runs_sshd(i)) {
+        let sd = l.site_dir(i);
+        let auth = sd.join("authorized_keys");
+        std::fs::write(&auth, &authorized[i]).map_err(|e| format!("{}: {e}", auth.display()))?;
+        // StrictModes no: the state directory may be under /tmp, whose
+        // mode sshd's checks refuse; it is 0700 and root's
+        let cfg = format!(
+            "# vde-lab {lab}: the sshd of site {site}, for cables with keys over ssh\n\
+             ListenAddress {ip}\nPort 22\nHostKey {hk}\nAuthorizedKeysFile {auth}\n\
+             PidFile none\nUsePAM no\nStrictModes no\nAllowUsers root\n\
+             PermitRootLogin forced-commands-only\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             AllowTcpForwarding no\nAllowAgentForwarding no\nX11Forwarding no\n\
+             PermitTunnel no\nPrintMotd no\nUseDNS no\nLogLevel VERBOSE\n",
+            lab = l.lab.name,
+            site = l.lab.sites[i].name,
+            ip = l.wan_ip(i),
+            hk = sd.join("ssh_host_ed25519_key").display(),
+            auth = auth.display(),
+        );
+        let f = sd.join("sshd_config");
+        std::fs::write(&f, cfg).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
     Ok(())
 }
 
@@ -494,11 +813,14 @@ fn start_external_cables(l: &L, i: usize) -> Res<()> {
                     ctl.clone(),
                     "-p".into(),
                     p.clone(),
-                    "-P".into(),
-                    l.key(c).display().to_string(),
                     "--dead-after".into(),
                     k.dead.to_string(),
                 ];
+                // a Debian site only listens on an ssh cable (topo
+                // checks it): a server without -P takes its keys over ssh
+                if !k.ssh {
+                    a.extend(["-P".into(), l.key(c).display().to_string()]);
+                }
                 if k.from == i {
                     a.extend(["-c".into(), format!("{}:{p}", l.wan_ip(other))]);
                 }
@@ -533,6 +855,7 @@ fn start_external_cables(l: &L, i: usize) -> Res<()> {
             &argv,
             &dir.join(format!("cable-{name}.log")),
             &dir.join(format!("cable-{name}.pid")),
+            Some(&l.identity(i)),
         )?;
     }
     Ok(())
@@ -675,13 +998,15 @@ fn up(l: &L, file: &Path) -> Res<()> {
         }
     }
     for (c, k) in l.lab.cables.iter().enumerate() {
-        if k.kind == Kind::Cryptcab {
+        if k.kind == Kind::Cryptcab && !k.ssh {
             write_key(&l.key(c))?;
         }
     }
+    setup_ssh(l)?;
     for i in 0..l.lab.sites.len() {
         start_site(l, i)?;
     }
+    dial_ssh_cables(l, None)?;
     // the in-switch cables: wait (bounded) until every link is up
     let all_up = wait_for(10.0, || {
         (0..l.lab.sites.len()).all(|i| {
@@ -715,6 +1040,18 @@ fn down(l: &L) -> Res<()> {
         namespaces.push(l.site_ns(i));
     }
     namespaces.push(l.wan_ns());
+    // the ticket sockets of the cryptcab servers, in a directory per
+    // namespace (named by its inode): the sites' processes are gone
+    for i in 0..l.lab.sites.len() {
+        if let Ok(m) = std::fs::metadata(Path::new("/run/netns").join(l.site_ns(i))) {
+            use std::os::unix::fs::MetadataExt;
+            let dir = PathBuf::from(format!("/run/vde_cryptcab/net-{}", m.ino()));
+            for k in l.lab.cables.iter().filter(|k| k.to == i) {
+                let _ = std::fs::remove_file(dir.join(k.port.to_string()));
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
     let mut failed = Vec::new();
     for ns in namespaces {
         if ns_exists(&ns) {
@@ -735,23 +1072,14 @@ fn down(l: &L) -> Res<()> {
 
 /// The in-switch cables of site `i` that have a port: port -> lab name.
 fn cable_ports(l: &L, i: usize) -> Vec<(u32, String)> {
-    let Ok(j) = mgmt(&l.mgmt(i), "cable/json") else {
-        return Vec::new();
-    };
-    let Some(line) = j.lines().find(|s| s.starts_with('[')) else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-        return Vec::new();
-    };
     let names = l.vnls(i);
     let mut out = Vec::new();
-    for c in v.as_array().into_iter().flatten() {
+    for c in &cable_json(l, i) {
         let vnl = c["vnl"].as_str().unwrap_or("");
         let name = names
             .iter()
-            .find(|(_, _, n)| n == vnl)
-            .map_or(vnl.to_string(), |(n, _, _)| n.clone());
+            .find(|n| n.loc == vnl)
+            .map_or(vnl.to_string(), |n| n.name.clone());
         for link in c["links"].as_array().into_iter().flatten() {
             if link["up"].as_bool() == Some(true) {
                 if let Some(p) = link["port"].as_u64() {
@@ -809,6 +1137,14 @@ fn status(l: &L) -> Res<()> {
                 ""
             }
         );
+        if l.runs_sshd(i) {
+            let up = read_pid(&l.site_dir(i).join("sshd.pid")).is_some_and(alive);
+            println!(
+                "  sshd {}:22 {}",
+                l.wan_ip(i),
+                if up { "up" } else { "DOWN" }
+            );
+        }
         for (k, h) in s.hosts.iter().enumerate() {
             println!(
                 "  host {} ns {} {} port {}{}",
@@ -835,7 +1171,7 @@ fn status(l: &L) -> Res<()> {
         for (p, name) in &cports {
             println!("  cable {name} port {p} up{}", role_of(*p));
         }
-        for (name, _, _) in l.vnls(i) {
+        for Vnl { name, .. } in l.vnls(i) {
             if !s.debian && !cports.iter().any(|(_, n)| *n == name) {
                 println!("  cable {name} down");
             }
@@ -854,6 +1190,11 @@ fn status(l: &L) -> Res<()> {
             Kind::Cryptcab => "cryptcab",
             Kind::Udp => "udp",
             Kind::Wirefilter => "wirefilter",
+        };
+        let kind = if k.ssh {
+            format!("{kind} keys=ssh")
+        } else {
+            kind.to_string()
         };
         println!(
             "cable {} {} -> {} {kind}{}{}",
@@ -1023,6 +1364,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Start { site } => l.site(site).and_then(|i| {
             start_site(&l, i)?;
+            dial_ssh_cables(&l, Some(i))?;
             println!("site {site} started");
             Ok(())
         }),

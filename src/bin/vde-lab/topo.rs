@@ -46,6 +46,7 @@ struct RawCable {
     from: Spanned<String>,
     to: Spanned<String>,
     kind: Option<Spanned<String>>,
+    keys: Option<Spanned<String>>,
     dead: Option<Spanned<f64>>,
     delay: Option<Spanned<f64>>,
     loss: Option<Spanned<f64>>,
@@ -104,6 +105,10 @@ pub struct Cable {
     /// Site index that listens.
     pub to: usize,
     pub kind: Kind,
+    /// A cryptcab cable whose keys go over ssh (`keys = "ssh"`): the
+    /// runner starts an sshd in the listening site; otherwise a
+    /// pre-shared key file it makes.
+    pub ssh: bool,
     pub dead: f64,
     pub delay: f64,
     pub loss: f64,
@@ -325,6 +330,29 @@ pub fn parse(file: &str, text: &str) -> Result<Lab, String> {
                 ))
             }
         };
+        let ssh = match r.keys.as_ref().map(|k| k.get_ref().as_str()) {
+            None | Some("psk") => false,
+            Some("ssh") => true,
+            Some(other) => {
+                return Err(c.err(
+                    r.keys.as_ref().expect("some"),
+                    format!("keys {other:?}: expected \"psk\" or \"ssh\""),
+                ))
+            }
+        };
+        if let (Some(keys), true) = (&r.keys, kind != Kind::Cryptcab) {
+            return Err(c.err(keys, "keys is for kind = \"cryptcab\""));
+        }
+        if ssh && sites[from].debian {
+            return Err(c.err(
+                &r.from,
+                format!(
+                    "keys = \"ssh\": the dialing site {:?} must run our switch, not \
+                     switch = \"debian\" (only a listening site may be Debian's)",
+                    sites[from].name
+                ),
+            ));
+        }
         let impairs = r.delay.is_some() || r.loss.is_some() || r.bandwidth.is_some();
         if impairs && kind != Kind::Wirefilter {
             return Err(c.err(k, "delay, loss and bandwidth are for kind = \"wirefilter\""));
@@ -348,6 +376,7 @@ pub fn parse(file: &str, text: &str) -> Result<Lab, String> {
             from,
             to,
             kind,
+            ssh,
             dead,
             delay: nonneg(&c, &r.delay, "delay", 0.0)?,
             loss,
@@ -422,6 +451,43 @@ to = "b"
         assert_eq!(lab.sites[0].trunk, vec![10], "hosts' VLANs are trunked");
         assert_eq!(lab.cables[0].kind, Kind::Cryptcab);
         assert_eq!((lab.cables[0].from, lab.cables[0].to), (0, 1));
+    }
+
+    #[test]
+    fn keys_over_ssh_are_for_cryptcab_cables_dialed_by_our_switch() {
+        // a Debian site may listen on an ssh cable (its vde_cryptcab does)
+        let ssh = GOOD.replace("to = \"b\"", "to = \"b\"\nkeys = \"ssh\"");
+        let lab = parse("t.toml", &ssh).unwrap();
+        assert!(lab.cables[0].ssh);
+        assert!(
+            !parse("t.toml", GOOD).unwrap().cables[0].ssh,
+            "psk by default"
+        );
+        let cases = [
+            (
+                ssh.replace("\"ssh\"", "\"rsa\""),
+                16,
+                "keys \"rsa\": expected",
+            ),
+            (
+                ssh.replace("keys", "kind = \"udp\"\nkeys"),
+                17,
+                "keys is for kind = \"cryptcab\"",
+            ),
+            (
+                // b dials the Debian site... the other way round
+                ssh.replace("from = \"a\"\nto = \"b\"", "from = \"b\"\nto = \"a\""),
+                14,
+                "the dialing site \"b\" must run our switch",
+            ),
+        ];
+        for (text, line, what) in cases {
+            let e = parse("lab.toml", &text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("lab.toml:{line}: ")) && e.contains(what),
+                "{e}"
+            );
+        }
     }
 
     #[test]
