@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# The docker lab's smoke test: builds the image (our binaries from
-# target/$PROFILE, on the local Debian base of docker/build-base.sh unless
-# VDE_BASE names another), brings up the 3-site ring of docker/compose.yaml
-# under a compose project of its own, checks that the spanning tree
-# blocked exactly one port of the ring, pings host-a -> host-b, host-a ->
-# host-c, host-b -> host-a and host-c -> host-a through the encrypted
-# cables, and tears it all down (containers, network, volumes) whatever
+# The docker lab's smoke test: builds the image (our binaries of the
+# $PROFILE build, copied stripped to target/docker, on the local Debian
+# base of docker/build-base.sh unless VDE_BASE names another), brings up
+# the 3-site ring of docker/compose.yaml under a compose project of its
+# own (vde-smoke), pings host-a -> host-b (the first reply within 30 s),
+# then host-a -> host-b, host-a -> host-c, host-b -> host-a, host-c ->
+# host-a and host-b -> host-c through the encrypted cables, checks that
+# the spanning tree has one root and blocked exactly one port of the
+# ring, and tears it all down (containers, network, volumes) whatever
 # happened. Needs a running dockerd and docker-compose; run as root.
 #   PROFILE=debug|release (release): which build the image takes
 #   NO_CARGO=1: do not run cargo build (the binaries are there)
-#   CARGO_TARGET_DIR: where cargo builds (the binaries are copied to
-#   target/ for the image)
+#   CARGO_TARGET_DIR: where cargo builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-release}
-export VDE_PROFILE=$PROFILE
+export VDE_BIN=target/docker
 project=vde-smoke
 compose() { docker-compose -p "$project" -f docker/compose.yaml "$@"; }
 t0=$(date +%s)
@@ -29,6 +30,8 @@ cleanup() {
   fi
   compose down -v --remove-orphans -t 2 >/dev/null 2>&1 || true
   [ -z "$made_key" ] || rm -f docker/keys/cab.key
+  # out of the build context of a plain `docker-compose up --build`
+  rm -rf target/docker
   step "torn down (exit $rc)"
   exit "$rc"
 }
@@ -41,21 +44,24 @@ if [ -z "${NO_CARGO:-}" ]; then
   step "cargo build --bins ${flag[*]}"
   cargo build --bins --locked "${flag[@]}"
 fi
-# The image takes target/$PROFILE of the repository (the build context):
-# a build elsewhere (CARGO_TARGET_DIR) is copied there first.
+# The image takes the binaries from target/docker (in the build context,
+# wherever cargo builds), stripped: a debug build's are ~50 MB each.
 tdir=${CARGO_TARGET_DIR:-target}
-if [ "$(realpath -m "$tdir")" != "$(realpath -m target)" ]; then
-  mkdir -p "target/$PROFILE"
-  for b in vde_switch vde_plug vde_plug2tap vdeterm wirefilter vde_cryptcab; do
-    cp "$tdir/$PROFILE/$b" "target/$PROFILE/$b"
-  done
-fi
+mkdir -p target/docker
+for b in vde_switch vde_plug vde_plug2tap vdeterm wirefilter vde_cryptcab; do
+  cp "$tdir/$PROFILE/$b" target/docker/$b
+  strip target/docker/$b 2>/dev/null || true
+done
 if [ -z "${VDE_BASE:-}" ] || [ "$VDE_BASE" = vde-base:bookworm ]; then
   docker/build-base.sh
 fi
-step "image vde-lab (target/$PROFILE)"
-# One build: every service uses the same image.
+step "image vde-lab ($tdir/$PROFILE)"
+# One build: every service uses the same image. The one it replaces is
+# removed (no dangling image left per run).
+old=$(docker image inspect -f '{{.Id}}' vde-lab 2>/dev/null || true)
 compose build -q site-a
+new=$(docker image inspect -f '{{.Id}}' vde-lab)
+[ -z "$old" ] || [ "$old" = "$new" ] || docker rmi "$old" >/dev/null 2>&1 || true
 if [ ! -s docker/keys/cab.key ]; then
   (umask 077; head -c 32 /dev/urandom > docker/keys/cab.key)
   made_key=1
