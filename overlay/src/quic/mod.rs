@@ -225,7 +225,12 @@ fn transport(dead: Duration, mtu: u16, v6: bool) -> io::Result<quinn::TransportC
         .max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(1u32.into())
         .datagram_receive_buffer_size(Some(4 << 20))
-        .datagram_send_buffer_size(1 << 20);
+        .datagram_send_buffer_size(1 << 20)
+        // BBR paces to the path's measured rate instead of backing off on
+        // every loss: the TCP carried inside reacts to losses already
+        .congestion_controller_factory(
+            std::sync::Arc::new(quinn::congestion::BbrConfig::default()),
+        );
     if mtu > 0 {
         let mut m = quinn::MtuDiscoveryConfig::default();
         let udp = usize::from(mtu).saturating_sub(if v6 { 48 } else { 28 });
