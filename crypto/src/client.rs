@@ -315,7 +315,11 @@ impl Client {
         if !keys::verify_mac16(&keys::keyreq_key(&self.psk), &[&req.nonce, head], mac) {
             return Err(Drop::BadMac);
         }
-        let key = PublicKey(head.get(4..36).and_then(|k| k.try_into().ok()).ok_or(Drop::BadLength)?);
+        let key = PublicKey(
+            head.get(4..36)
+                .and_then(|k| k.try_into().ok())
+                .ok_or(Drop::BadLength)?,
+        );
         if self.pin.is_some_and(|pin| pin != key.digest()) {
             return Err(Drop::BadIdentity);
         }
@@ -338,8 +342,14 @@ impl Client {
         let mut cookie: [u8; MAC_LEN] = p[20..36].try_into().map_err(|_| Drop::BadLength)?;
         let tag: [u8; TAG_LEN] = p[36..52].try_into().map_err(|_| Drop::BadLength)?;
         let aad = &hs.init[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
-        keys::cookie_open(&keys::cookie_seal_key(server), &nonce, aad, &mut cookie, &tag)
-            .ok_or(Drop::BadMac)?;
+        keys::cookie_open(
+            &keys::cookie_seal_key(server),
+            &nonce,
+            aad,
+            &mut cookie,
+            &tag,
+        )
+        .ok_or(Drop::BadMac)?;
         self.cookie = Some((cookie, now));
         // A new INIT with mac2 at the next poll.
         self.handshake = None;

@@ -11,9 +11,9 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::{digest, hkdf, hmac};
 use zeroize::Zeroizing;
 
+use crate::identity::PublicKey;
 use crate::replay::ReplayWindow;
 use crate::wire::{self, HEADER_LEN, MAC_LEN, REJECT_AFTER_MESSAGES, TAG_LEN};
-use crate::identity::PublicKey;
 use crate::{after, Drop, Psk, Suite};
 
 /// An HKDF output length.

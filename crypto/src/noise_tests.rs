@@ -91,7 +91,12 @@ fn cacophony_ikpsk2_25519_chachapoly_sha256() {
         } else {
             (&isplit.r2i, (i / 2) as u64)
         };
-        assert_eq!(seal(k, n, &unhex(p)), unhex(c), "transport message {}", i + 3);
+        assert_eq!(
+            seal(k, n, &unhex(p)),
+            unhex(c),
+            "transport message {}",
+            i + 3
+        );
     }
 }
 
@@ -103,21 +108,33 @@ fn a_wrong_psk_or_responder_or_altered_message_fails() {
     let other = Identity::from_bytes([3; 32]);
     let mut m1 = vec![0u8; msg1_len(4)];
     let e = x25519_dalek::StaticSecret::from([4; 32]);
-    let ini = Initiator::write_msg1(&init_s, &resp_s.public(), prologue, e, b"abcd", &mut m1)
-        .unwrap();
+    let ini =
+        Initiator::write_msg1(&init_s, &resp_s.public(), prologue, e, b"abcd", &mut m1).unwrap();
     let mut p = [0u8; 4];
-    assert!(Responder::read_msg1(&other, prologue, &m1, &mut p).is_none(), "another responder");
-    assert!(Responder::read_msg1(&resp_s, b"q", &m1, &mut p).is_none(), "another prologue");
+    assert!(
+        Responder::read_msg1(&other, prologue, &m1, &mut p).is_none(),
+        "another responder"
+    );
+    assert!(
+        Responder::read_msg1(&resp_s, b"q", &m1, &mut p).is_none(),
+        "another prologue"
+    );
     for i in [0, 40, m1.len() - 1] {
         let mut bad = m1.clone();
         bad[i] ^= 1;
-        assert!(Responder::read_msg1(&resp_s, prologue, &bad, &mut p).is_none(), "byte {i}");
+        assert!(
+            Responder::read_msg1(&resp_s, prologue, &bad, &mut p).is_none(),
+            "byte {i}"
+        );
     }
     let resp = Responder::read_msg1(&resp_s, prologue, &m1, &mut p).unwrap();
     let mut m2 = vec![0u8; msg2_len(0)];
     let e = x25519_dalek::StaticSecret::from([5; 32]);
     resp.write_msg2(e, &[9; 32], &[], &mut m2).unwrap();
-    assert!(ini.read_msg2(&init_s, &[8; 32], &m2, &mut []).is_none(), "wrong psk");
+    assert!(
+        ini.read_msg2(&init_s, &[8; 32], &m2, &mut []).is_none(),
+        "wrong psk"
+    );
     // the failed attempt left the initiator as it was
     assert!(ini.read_msg2(&init_s, &[9; 32], &m2, &mut []).is_some());
 }

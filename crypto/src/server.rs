@@ -353,8 +353,8 @@ impl Server {
         self.rng.fill(&mut draw).map_err(|_| Drop::Internal)?;
         let nonce: [u8; 12] = draw[..12].try_into().map_err(|_| Drop::Internal)?;
         let aad = &p[INIT_MAC1_OFFSET..INIT_MAC2_OFFSET];
-        let tag = keys::cookie_seal(&self.cookie_seal, &nonce, aad, &mut cookie)
-            .ok_or(Drop::Internal)?;
+        let tag =
+            keys::cookie_seal(&self.cookie_seal, &nonce, aad, &mut cookie).ok_or(Drop::Internal)?;
         let mut c = [0u8; COOKIE_LEN];
         c[0] = TYPE_COOKIE;
         c[4..8].copy_from_slice(&p[4..8]);

@@ -13,6 +13,7 @@ pub mod node;
 pub mod null;
 pub mod parse;
 pub mod ptp;
+pub mod slirp;
 pub mod switch;
 pub mod tap;
 pub mod udp;
@@ -152,6 +153,12 @@ pub static SCHEMES: &[Scheme] = &[
         open: cryptcab::open,
         example: "cryptcab://user@host:7667",
         what: "an encrypted cable (ssh key exchange, or /psk=KEYFILE); no host: listen",
+    },
+    Scheme {
+        name: "slirp",
+        open: slirp::open,
+        example: "slirp:///tcpfwd=8080:10.0.2.15:80",
+        what: "a router to the host's network: DHCP, NAT, DNS, port forwards (feature `slirp`)",
     },
 ];
 
