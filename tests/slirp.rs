@@ -443,3 +443,254 @@ fn namespace_guest_through_debian_slirp_plugin() {
         guest_through(Router::DebianPlug);
     }
 }
+
+// ---------------------------------------------------------------------
+// QEMU, IPv6, restricted mode, garbage
+
+/// The yiaddr of a DHCP reply of type `kind` (2 OFFER, 5 ACK) to `mac`
+/// in an Ethernet frame, if it is one.
+fn dhcp_reply(f: &[u8], mac: &[u8; 6], kind: u8) -> Option<[u8; 4]> {
+    if f.len() < 14 + 20 + 8 + 240 || f[12..14] != [8, 0] || f[23] != 17 {
+        return None;
+    }
+    let ihl = usize::from(f[14] & 15) * 4;
+    let udp = 14 + ihl;
+    if f.get(udp..udp + 2)? != [0, 67] {
+        return None;
+    }
+    let b = &f[udp + 8..];
+    if b.first()? != &2 || b.get(28..34)? != mac || b.get(236..240)? != [99, 130, 83, 99] {
+        return None;
+    }
+    let mut i = 240;
+    while let (Some(&code), Some(&len)) = (b.get(i), b.get(i + 1)) {
+        if code == 255 {
+            break;
+        }
+        if code == 53 && len == 1 && b.get(i + 2) == Some(&kind) {
+            return b.get(16..20)?.try_into().ok();
+        }
+        i += 2 + usize::from(len);
+    }
+    None
+}
+
+#[cfg(feature = "slirp")]
+#[test]
+fn qemu_ipxe_gets_a_lease_from_slirpvde() {
+    if !have("qemu-system-x86_64") {
+        return;
+    }
+    let dir = TempDir::new("slirpq");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let ctl = sw.ctl.display().to_string();
+    let _router = Kill(
+        Command::new(SLIRPVDE)
+            .args(["-s", &ctl, "-D", "-q"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(10, || active(&sw) == 1), "slirpvde did not join");
+    let sniffer = Client::connect(&sw.ctl, vde::core::PortRequest::Any, "sniffer").unwrap();
+    let mac = [0x52, 0x54, 0x00, 0x5a, 0x17, 0x01];
+    // TCG: nested KVM on test machines can fail in iPXE's real-mode code
+    let _qemu = Kill(
+        Command::new("qemu-system-x86_64")
+            .args(["-nodefaults", "-no-user-config", "-display", "none"])
+            .args(["-serial", "none", "-m", "128", "-machine", "accel=tcg"])
+            .arg("-netdev")
+            .arg(format!("vde,id=n0,sock={ctl}"))
+            .arg("-device")
+            .arg("e1000,netdev=n0,mac=52:54:00:5a:17:01")
+            .args(["-boot", "n"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // iPXE's DISCOVER and REQUEST, slirpvde's OFFER and ACK (broadcast)
+    let end = Instant::now() + Duration::from_secs(90);
+    let mut ack = None;
+    while ack.is_none() && Instant::now() < end {
+        if let Some(f) = sniffer.recv() {
+            ack = dhcp_reply(&f, &mac, 5);
+        }
+    }
+    assert_eq!(ack, Some([10, 0, 2, 15]), "no DHCP ACK for iPXE");
+}
+
+#[cfg(feature = "slirp")]
+#[test]
+fn ipv6_guest_autoconfigures_and_reaches_the_host() {
+    if !ready(&["ip", "busybox", "bash"]) {
+        return;
+    }
+    let dir = TempDir::new("slirp6");
+    let g = Guest::new(&dir, "s6");
+    let server = HostServer::start("::1");
+    let _r = Kill(
+        Command::new(SLIRPVDE)
+            .args([
+                "-s",
+                &g.ctl(),
+                "-q",
+                "-H",
+                "10.0.2.0/24",
+                "-H",
+                "fd00:5::/64",
+                "-r",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(10, || active(&g.sw) == 2));
+    g.ns.sh(&format!(
+        "sysctl -qw net.ipv6.conf.{t}.accept_ra=2 net.ipv6.conf.{t}.dad_transmits=0 && ip link set {t} up",
+        t = g.tap
+    ));
+    // SLAAC from the router advertisement
+    let mut addr = String::new();
+    assert!(
+        wait_for(30, || {
+            addr = g.run(&format!("ip -6 addr show dev {} scope global", g.tap));
+            addr.contains("fd00:5::")
+        }),
+        "no address from a router advertisement: {addr}"
+    );
+    let route = g.run("ip -6 route show default");
+    assert!(route.contains("via fe80::"), "no default route: {route}");
+    // the router's address is the host's ::1
+    let said = g.run(&format!(
+        "exec 3<>/dev/tcp/fd00:5::2/{} && echo guest6-says-hi >&3 && timeout 5 head -n1 <&3",
+        server.port
+    ));
+    let said = if said.is_empty() {
+        g.run(&format!(
+            "echo guest6-says-hi | timeout 10 busybox nc fd00:5::2 {}",
+            server.port
+        ))
+    } else {
+        said
+    };
+    assert!(said.contains("hello-from-host"), "got {said:?}");
+    assert!(wait_for(5, || server
+        .heard
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.contains("guest6-says-hi"))));
+}
+
+#[cfg(feature = "slirp")]
+#[test]
+fn restricted_mode_refuses_outbound_connections() {
+    if !ready(&["ip", "busybox"]) {
+        return;
+    }
+    let dir = TempDir::new("slirpr");
+    let g = Guest::new(&dir, "sr");
+    let server = HostServer::start("127.0.0.1");
+    let (hp, gp) = (free_port(), 7000 + (std::process::id() % 1000) as u16);
+    let _r = Kill(
+        Command::new(OUR_PLUG)
+            .arg(format!("vde://{}", g.ctl()))
+            .arg(format!("slirp:///v4/restricted/tcpfwd={hp}:10.0.2.15:{gp}"))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(10, || active(&g.sw) == 2));
+    // DHCP works, without router or DNS options (libslirp gives none
+    // in restricted mode); the subnet is on-link
+    assert_eq!(g.lease(&dir).as_deref(), Some("10.0.2.15"));
+    let said = g.run(&format!(
+        "echo x | timeout 10 busybox nc 10.0.2.2 {}; echo rc=$?",
+        server.port
+    ));
+    assert!(!said.contains("hello-from-host"), "{said}");
+    assert!(
+        !said.contains("rc=0"),
+        "the connection was not refused: {said}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.accepted.load(Ordering::SeqCst),
+        0,
+        "the host saw a connection"
+    );
+    // forwards into the guest still work
+    let _listener = Kill(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &g.ns.0, "timeout", "30", "busybox", "nc", "-l", "-p",
+            ])
+            .arg(gp.to_string())
+            .args(["-e", "echo", "from-guest"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(read_forward(hp, 15).contains("from-guest"));
+}
+
+#[cfg(feature = "slirp")]
+#[test]
+fn garbage_frames_are_dropped_and_counted() {
+    let dir = TempDir::new("slirpg");
+    let sw = Switch::start(Impl::Ours, &dir, "sw", &[]);
+    let r = Command::new(SLIRPVDE)
+        .args(["-s", sw.ctl.to_str().unwrap(), "-D"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = Kill(r);
+    assert!(wait_for(10, || active(&sw) == 1));
+    let c = Client::connect(&sw.ctl, vde::core::PortRequest::Any, "guest").unwrap();
+    let me = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    // garbage (the switch itself drops runts): an IPv4 header longer
+    // than the frame, IPv4 of version 6, a truncated ARP, an IPv6 payload
+    // length past the end
+    let mut bad = Vec::new();
+    let mut ip = frame(BCAST, me, 60, 0);
+    ip[14] = 0x65;
+    bad.push(ip);
+    let mut ip = frame(BCAST, me, 60, 0);
+    ip[14] = 0x4f;
+    bad.push(ip);
+    let mut arp = frame(BCAST, me, 30, 0);
+    arp[12..14].copy_from_slice(&[8, 6]);
+    bad.push(arp);
+    let mut v6 = frame(BCAST, me, 60, 0);
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    v6[14] = 0x60;
+    v6[18..20].copy_from_slice(&[0x05, 0xdc]);
+    bad.push(v6);
+    for f in &bad {
+        c.send(f);
+    }
+    // then a good ARP request, which is answered: the router survived
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&me);
+    arp.extend_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&me);
+    arp.extend_from_slice(&[10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2]);
+    c.send(&arp);
+    let mut answered = false;
+    for _ in 0..10 {
+        if let Some(f) = c.recv() {
+            if f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == [10, 0, 2, 2] {
+                answered = true;
+                break;
+            }
+        }
+    }
+    assert!(answered, "no ARP reply after the garbage");
+    sh(&format!("kill -TERM {}", r.0.id()));
+    let mut err = String::new();
+    r.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("garbage dropped 4,"), "{err}");
+}
