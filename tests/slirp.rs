@@ -163,8 +163,10 @@ fn with_resolver(dir: &TempDir, r: &Resolver, cmd: &[&str]) -> Command {
     for a in cmd {
         script.push_str(&format!(" '{}'", a.replace('\'', "'\\''")));
     }
+    // arguments added to the command later go on after `cmd`
+    script.push_str(" \"$@\"");
     let mut c = Command::new("unshare");
-    c.args(["-m", "sh", "-c", &script]);
+    c.args(["-m", "sh", "-c", &script, "sh"]);
     c
 }
 
@@ -177,13 +179,24 @@ struct Guest {
 
 impl Guest {
     fn new(dir: &TempDir, tag: &str) -> Guest {
+        Guest::with_switch(dir, tag, None, &[])
+    }
+
+    /// A guest whose switch is started by `cmd` (default: our switch) with
+    /// `extra` flags.
+    fn with_switch(dir: &TempDir, tag: &str, cmd: Option<Command>, extra: &[&str]) -> Guest {
         static N: AtomicUsize = AtomicUsize::new(0);
         let tap = format!(
             "vs{}{}",
             std::process::id() % 100_000,
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let sw = Switch::start(Impl::Ours, dir, "sw", &["-t", &tap]);
+        let mut args = vec!["-t", tap.as_str()];
+        args.extend_from_slice(extra);
+        let sw = match cmd {
+            None => Switch::start(Impl::Ours, dir, "sw", &args),
+            Some(c) => Switch::start_cmd(c, dir, "sw", &args),
+        };
         let ns = NetNs::new(tag);
         sh(&format!("ip link set {tap} netns {}", ns.0));
         Guest { ns, tap, sw }
@@ -322,22 +335,34 @@ fn ready(tools: &[&str]) -> bool {
 // The namespace guest through each router
 
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "slirp"), allow(dead_code))]
 enum Router {
     Slirpvde,
     OurPlug,
     DebianPlug,
+    /// `vde_switch --cable slirp://…`: a port of the switch.
+    InSwitch,
 }
 
 /// Lease, NAT to the host's loopback, DNS through the forwarder, a port
 /// forward from the host: the guest's view of a router.
 fn guest_through(router: Router) {
     let dir = TempDir::new("slirp");
-    let g = Guest::new(&dir, "sg");
     let resolver = Resolver::start();
     let server = HostServer::start("127.0.0.1");
     let (hp, gp) = (free_port(), 7000 + (std::process::id() % 1000) as u16);
     let fwd = format!("{hp}:10.0.2.15:{gp}");
     let locator = format!("slirp:///tcpfwd={fwd}");
+    let g = match router {
+        // the switch hosts the router as a port of its own
+        Router::InSwitch => Guest::with_switch(
+            &dir,
+            "sg",
+            Some(with_resolver(&dir, &resolver, &[OURS])),
+            &["--cable", &locator],
+        ),
+        _ => Guest::new(&dir, "sg"),
+    };
     let sw = format!("vde://{}", g.ctl());
     let log = std::fs::File::create(dir.path("router.log")).unwrap();
     let mut cmd = match router {
@@ -348,6 +373,11 @@ fn guest_through(router: Router) {
         ),
         Router::OurPlug => with_resolver(&dir, &resolver, &[OUR_PLUG, &sw, &locator]),
         Router::DebianPlug => with_resolver(&dir, &resolver, &["vde_plug", &sw, &locator]),
+        Router::InSwitch => {
+            let mut c = Command::new("true");
+            c.stdout(Stdio::null());
+            c
+        }
     };
     let _r = Kill(
         cmd.stdin(Stdio::null())
@@ -429,6 +459,14 @@ fn namespace_guest_through_our_vde_plug_slirp() {
     }
 }
 
+#[cfg(feature = "slirp")]
+#[test]
+fn namespace_guest_through_a_slirp_port_of_the_switch() {
+    if ready(&["ip", "busybox", "unshare"]) {
+        guest_through(Router::InSwitch);
+    }
+}
+
 /// The same locator string with Debian's vde_plug and libvdeplug_slirp.
 #[test]
 fn namespace_guest_through_debian_slirp_plugin() {
@@ -449,6 +487,7 @@ fn namespace_guest_through_debian_slirp_plugin() {
 
 /// The yiaddr of a DHCP reply of type `kind` (2 OFFER, 5 ACK) to `mac`
 /// in an Ethernet frame, if it is one.
+#[cfg(feature = "slirp")]
 fn dhcp_reply(f: &[u8], mac: &[u8; 6], kind: u8) -> Option<[u8; 4]> {
     if f.len() < 14 + 20 + 8 + 240 || f[12..14] != [8, 0] || f[23] != 17 {
         return None;
