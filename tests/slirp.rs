@@ -525,7 +525,7 @@ fn qemu_ipxe_gets_a_lease_from_slirpvde() {
     let ctl = sw.ctl.display().to_string();
     let _router = Kill(
         Command::new(SLIRPVDE)
-            .args(["-s", &ctl, "-D", "-q"])
+            .args(["-sock", &ctl, "-dhcp", "-quiet"])
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),

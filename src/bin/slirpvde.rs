@@ -248,10 +248,45 @@ fn banner(s: &Settings, switch: &str) -> String {
     b
 }
 
+/// The C tool parses with getopt_long_only: `-sock`, `-dhcp`, `-daemon`,
+/// `-network` … are its long options. They become `--sock` … here.
+const C_LONG: &[&str] = &[
+    "sock",
+    "socket",
+    "vdesock",
+    "unix",
+    "host",
+    "network",
+    "dns",
+    "nameserver",
+    "dhcp",
+    "tftp",
+    "mod",
+    "group",
+    "port",
+    "pidfile",
+    "daemon",
+    "quiet",
+];
+
+fn c_style(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|a| {
+        let name = a
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-'))
+            .map(|r| r.split('=').next().unwrap_or(r));
+        match name {
+            Some(n) if n.len() > 1 && C_LONG.contains(&n) => format!("-{a}"),
+            _ => a,
+        }
+    })
+    .collect()
+}
+
 fn run() -> Result<()> {
     // the signals are blocked before any thread starts
     let sigfd = vde::sys::signalfd_for_termination().ok();
-    let args = Args::parse();
+    let args = Args::parse_from(c_style(std::env::args()));
     let s = settings(&args)?;
     if !slirp::AVAILABLE {
         bail!("{}", slirp::FEATURE_MISSING);
@@ -366,6 +401,79 @@ fn run() -> Result<()> {
     }
     // the router's sockets close with the process
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_long_options_with_one_dash() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            c_style(
+                v(&[
+                    "slirpvde",
+                    "-sock",
+                    "/tmp/s",
+                    "-dhcp=10.0.2.20",
+                    "-n",
+                    "10.1.0.0",
+                    "-daemon",
+                    "-s",
+                    "x",
+                    "--dns",
+                    "10.0.2.3"
+                ])
+                .into_iter()
+            ),
+            v(&[
+                "slirpvde",
+                "--sock",
+                "/tmp/s",
+                "--dhcp=10.0.2.20",
+                "-n",
+                "10.1.0.0",
+                "--daemon",
+                "-s",
+                "x",
+                "--dns",
+                "10.0.2.3"
+            ])
+        );
+        let a = Args::parse_from(c_style(
+            v(&[
+                "slirpvde",
+                "-socket",
+                "/tmp/s",
+                "-dhcp",
+                "-network",
+                "10.1.0.0/16",
+                "-L",
+                "80:10.1.0.15:80",
+            ])
+            .into_iter(),
+        ));
+        let s = settings(&a).unwrap();
+        assert_eq!(a.sock.as_deref(), Some("/tmp/s"));
+        assert!(s.dhcp);
+        assert_eq!(s.v4.unwrap().host, Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(s.v4_addrs().unwrap().1, Ipv4Addr::new(10, 1, 0, 15));
+        assert!(s.v6.is_none());
+        let a = Args::parse_from(v(&[
+            "slirpvde",
+            "-H",
+            "10.0.2.2/24",
+            "-H",
+            "fd00:1::/64",
+            "-D",
+        ]));
+        let s = settings(&a).unwrap();
+        assert_eq!(s.v6.unwrap().host, "fd00:1::2".parse::<Ipv6Addr>().unwrap());
+        let a = Args::parse_from(v(&["slirpvde", "-r"]));
+        let s = settings(&a).unwrap();
+        assert!(s.v4.is_some() && s.v6.is_some() && !s.dhcp);
+    }
 }
 
 /// Our end of the router's seqpacket pair as a plug (for the cable).
