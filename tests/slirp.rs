@@ -245,6 +245,7 @@ impl Guest {
 struct HostServer {
     port: u16,
     heard: Arc<std::sync::Mutex<Vec<String>>>,
+    #[cfg_attr(not(feature = "slirp"), allow(dead_code))]
     accepted: Arc<AtomicUsize>,
 }
 

@@ -403,6 +403,22 @@ fn run() -> Result<()> {
     std::process::exit(0);
 }
 
+/// Our end of the router's seqpacket pair as a plug (for the cable).
+struct PairPlug(std::os::unix::net::UnixDatagram);
+
+impl Plug for PairPlug {
+    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        self.0.send(frame).map(|_| ())
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.recv(buf)? {
+            0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => Ok(n),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,21 +489,5 @@ mod tests {
         let a = Args::parse_from(v(&["slirpvde", "-r"]));
         let s = settings(&a).unwrap();
         assert!(s.v4.is_some() && s.v6.is_some() && !s.dhcp);
-    }
-}
-
-/// Our end of the router's seqpacket pair as a plug (for the cable).
-struct PairPlug(std::os::unix::net::UnixDatagram);
-
-impl Plug for PairPlug {
-    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        self.0.send(frame).map(|_| ())
-    }
-
-    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.0.recv(buf)? {
-            0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => Ok(n),
-        }
     }
 }

@@ -635,3 +635,17 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(r as usize)
 }
+
+/// Blocks every signal in the calling thread (the router's), so that a
+/// SIGTERM meant for the owner's signal handling (a switch, a tool using
+/// signalfd) is never delivered here and its default action never kills
+/// the process behind the owner's back.
+pub fn block_all_signals() {
+    // SAFETY: sigset_t is plain data that sigfillset initialises; the call
+    // changes only this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
