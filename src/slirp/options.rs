@@ -598,13 +598,16 @@ pub fn from_locator(loc: &Locator) -> Result<Settings, VnlError> {
             _ => {}
         }
     }
-    s.check(|k| k.to_string())
-        .map_err(|why| VnlError::BadValue {
-            key: why.split(':').next().unwrap_or("").to_string(),
-            value: String::new(),
+    s.check(|k| k.to_string()).map_err(|e| {
+        // "KEY: VALUE why…"
+        let (key, why) = e.split_once(": ").unwrap_or(("", &e));
+        VnlError::BadValue {
+            key: key.to_string(),
+            value: why.split(' ').next().unwrap_or("").to_string(),
             vnl: loc.text.clone(),
-            why,
-        })?;
+            why: why.to_string(),
+        }
+    })?;
     Ok(s)
 }
 
