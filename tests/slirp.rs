@@ -366,11 +366,15 @@ fn guest_through(router: Router) {
     };
     let sw = format!("vde://{}", g.ctl());
     let log = std::fs::File::create(dir.path("router.log")).unwrap();
+    // slirpvde also joins 10.0.2.4:6000 to a unix socket of the host (-x)
+    let unix = dir.path("x.sock");
+    let ul = std::os::unix::net::UnixListener::bind(&unix).unwrap();
+    let xfwd = format!("6000:{}", unix.display());
     let mut cmd = match router {
         Router::Slirpvde => with_resolver(
             &dir,
             &resolver,
-            &[SLIRPVDE, "-s", &g.ctl(), "-D", "-L", &fwd],
+            &[SLIRPVDE, "-s", &g.ctl(), "-D", "-L", &fwd, "-x", &xfwd],
         ),
         Router::OurPlug => with_resolver(&dir, &resolver, &[OUR_PLUG, &sw, &locator]),
         Router::DebianPlug => with_resolver(&dir, &resolver, &["vde_plug", &sw, &locator]),
@@ -442,6 +446,16 @@ fn guest_through(router: Router) {
         got.contains("from-guest"),
         "{router:?}: forward gave {got:?}"
     );
+
+    if let Router::Slirpvde = router {
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = ul.accept() {
+                let _ = c.write_all(b"hello-from-unix\n");
+            }
+        });
+        let said = g.run("echo hi | timeout 10 busybox nc 10.0.2.4 6000");
+        assert!(said.contains("hello-from-unix"), "-x gave {said:?}");
+    }
 }
 
 #[cfg(feature = "slirp")]
@@ -674,6 +688,28 @@ fn restricted_mode_refuses_outbound_connections() {
             .unwrap(),
     );
     assert!(read_forward(hp, 15).contains("from-guest"));
+}
+
+/// `slirpvde -`: the guests on stdin/stdout, 2-byte length framing (as
+/// at the far end of `dpipe vde_plug = ssh host slirpvde -`).
+#[cfg(feature = "slirp")]
+#[test]
+fn stream_mode_answers_on_stdout() {
+    let mut p = Plug::start_with(SLIRPVDE, &["-", "-q"]);
+    let me = [0x52, 0x54, 0, 0x12, 0x34, 0x57];
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&me);
+    arp.extend_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&me);
+    arp.extend_from_slice(&[10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 3]);
+    p.send(&arp);
+    let r = p.recv(5000).expect("an answer on stdout");
+    assert_eq!(&r[0..6], &me);
+    assert_eq!(&r[20..22], &[0, 2], "an ARP reply");
+    assert_eq!(&r[28..32], &[10, 0, 2, 3], "for the DNS address");
+    // the end of stdin ends it
+    p.close_stdin();
+    assert!(wait_for(5, || p.child.try_wait().ok().flatten().is_some()));
 }
 
 #[cfg(feature = "slirp")]

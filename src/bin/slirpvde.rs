@@ -65,7 +65,7 @@ struct Args {
         value_name = "HOSTPORT:GUESTADDR:GUESTPORT"
     )]
     udp_forward: Vec<String>,
-    /// Join the router's TCP PORT to a host unix stream socket (`-x 6000:/tmp/.X11-unix/X0`); repeatable.
+    /// Join TCP PORT of the virtual network's address .4 ([ADDR:] to choose another) to a host unix stream socket (`-x 6000:/tmp/.X11-unix/X0`); repeatable.
     #[arg(short = 'x', long = "unix-forward", value_name = "PORT:PATH")]
     unix_forward: Vec<String>,
     /// Read-only TFTP server on this directory.
@@ -172,7 +172,8 @@ fn settings(a: &Args) -> Result<Settings> {
                 .push(options::parse_forward(f, udp).map_err(|e| anyhow!("{flag} {f}: {e}"))?);
         }
     }
-    let host4 = s.v4.unwrap_or(options::DEFAULT_V4).host;
+    // libslirp refuses the router's own address: guests reach it at network|4
+    let host4 = s.v4.unwrap_or(options::DEFAULT_V4).nth(4);
     for x in &a.unix_forward {
         s.guestfwds
             .push(options::parse_guestfwd(x, host4, false).map_err(|e| anyhow!("-x {x}: {e}"))?);

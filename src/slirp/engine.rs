@@ -30,6 +30,7 @@ pub fn start(settings: &Settings, port: Port) -> Result<Router, String> {
     let thread = std::thread::Builder::new()
         .name("slirp".into())
         .spawn(move || {
+            ffi::block_all_signals();
             let Port {
                 fd,
                 seqpacket,

@@ -489,7 +489,7 @@ impl Stack {
         };
         if r < 0 {
             return Err(format!(
-                "cannot forward {}:{}: address or port in use",
+                "cannot forward {}:{}: the address must be in the virtual network, neither the router's nor the DNS's, and not forwarded already",
                 g.addr, g.port
             ));
         }

@@ -583,7 +583,8 @@ pub fn from_locator(loc: &Locator) -> Result<Settings, VnlError> {
                 }
             }
             "unixfwd" | "cmdfwd" => {
-                let host = s.v4.unwrap_or(DEFAULT_V4).host;
+                // libslirp refuses the router's and the DNS's own addresses: network|4
+                let host = s.v4.unwrap_or(DEFAULT_V4).nth(4);
                 // a command may hold commas: cmdfwd takes one forward
                 let list: Vec<&str> = if *key == "unixfwd" {
                     v.split(',').filter(|x| !x.is_empty()).collect()
