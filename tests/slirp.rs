@@ -328,6 +328,15 @@ impl Drop for Kill {
     }
 }
 
+/// A daemon of the test's, by pid, killed on drop.
+struct KillPid(String);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.0).status();
+    }
+}
+
 fn ready(tools: &[&str]) -> bool {
     is_root() && tools.iter().all(|t| have(t))
 }
@@ -648,13 +657,23 @@ fn restricted_mode_refuses_outbound_connections() {
     let g = Guest::new(&dir, "sr");
     let server = HostServer::start("127.0.0.1");
     let (hp, gp) = (free_port(), 7000 + (std::process::id() % 1000) as u16);
-    let _r = Kill(
-        Command::new(OUR_PLUG)
-            .arg(format!("vde://{}", g.ctl()))
-            .arg(format!("slirp:///v4/restricted/tcpfwd={hp}:10.0.2.15:{gp}"))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
+    // as a daemon: the router starts after the fork
+    let pidfile = dir.path("plug.pid");
+    let st = Command::new(OUR_PLUG)
+        .args(["-d", "-p", pidfile.to_str().unwrap()])
+        .arg(format!("vde://{}", g.ctl()))
+        .arg(format!("slirp:///v4/restricted/tcpfwd={hp}:10.0.2.15:{gp}"))
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(wait_for(5, || std::fs::read_to_string(&pidfile)
+        .is_ok_and(|p| !p.trim().is_empty())));
+    let _r = KillPid(
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string(),
     );
     assert!(wait_for(10, || active(&g.sw) == 2));
     // DHCP works, without router or DNS options (libslirp gives none

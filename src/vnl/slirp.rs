@@ -5,29 +5,80 @@
 //! (`crate::slirp::options` parses it). The router runs on its own
 //! thread; the plug is one end of a `SOCK_SEQPACKET` pair whose other end
 //! the router reads and writes. Needs the `slirp` cargo feature.
+//!
+//! `open` starts a router once and stops it, so that what libslirp refuses
+//! (a forwarded port in use) is an error there; the router that serves is
+//! started by the first send or receive, so that a tool may fork between
+//! the two (`vde_plug -d`): a thread does not survive a fork.
 
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::slirp::{self, Port, Router};
+use crate::slirp::{self, Port, Router, Settings};
 
 use super::{Locator, OpenArgs, OpenError, Plug};
 
 /// A router and the end of the pair its guests' frames go through.
 pub struct SlirpPlug {
     sock: UnixDatagram,
+    /// What the router is started with on first use, and its end of the
+    /// pair.
+    pending: Mutex<Option<(Settings, UnixDatagram)>>,
+    started: AtomicBool,
     router: Mutex<Option<Router>>,
+    vnl: String,
+}
+
+/// Starts a router on `theirs` (one end of a seqpacket pair).
+fn start(settings: &Settings, theirs: UnixDatagram) -> Result<Router, String> {
+    let port = Port {
+        fd: theirs.as_raw_fd(),
+        seqpacket: true,
+        keep: Box::new(theirs),
+    };
+    slirp::start(settings, port)
+}
+
+impl SlirpPlug {
+    /// Starts the router if it is not running yet.
+    fn ensure_started(&self) -> io::Result<()> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut pending = self
+            .pending
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        if let Some((settings, theirs)) = pending.take() {
+            match start(&settings, theirs) {
+                Ok(r) => {
+                    if let Ok(mut slot) = self.router.lock() {
+                        *slot = Some(r);
+                    }
+                }
+                Err(e) => {
+                    let _ = self.sock.shutdown(Shutdown::Both);
+                    return Err(io::Error::other(format!("{}: {e}", self.vnl)));
+                }
+            }
+        }
+        self.started.store(true, Ordering::Release);
+        Ok(())
+    }
 }
 
 impl Plug for SlirpPlug {
     fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.ensure_started()?;
         self.sock.send(frame).map(|_| ())
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ensure_started()?;
         match self.sock.recv(buf)? {
             0 => Err(io::ErrorKind::UnexpectedEof.into()),
             n => Ok(n),
@@ -72,18 +123,20 @@ pub fn open(loc: &Locator, _args: &OpenArgs) -> Result<Box<dyn Plug>, OpenError>
     if settings.verbose {
         eprint!("{}", settings.table());
     }
-    let (mine, theirs) =
-        seqpacket_pair().map_err(|e| OpenError::io(format!("{}: socketpair", loc.text), e))?;
-    let port = Port {
-        fd: theirs.as_raw_fd(),
-        seqpacket: true,
-        keep: Box::new(theirs),
-    };
-    let router = slirp::start(&settings, port)
-        .map_err(|e| OpenError::io(loc.text.clone(), io::Error::other(e)))?;
+    let pair =
+        || seqpacket_pair().map_err(|e| OpenError::io(format!("{}: socketpair", loc.text), e));
+    // a trial run: libslirp's refusals are errors of open
+    let (_probe, theirs) = pair()?;
+    start(&settings, theirs)
+        .map_err(|e| OpenError::io(loc.text.clone(), io::Error::other(e)))?
+        .stop();
+    let (mine, theirs) = pair()?;
     Ok(Box::new(SlirpPlug {
         sock: mine,
-        router: Mutex::new(Some(router)),
+        pending: Mutex::new(Some((settings, theirs))),
+        started: AtomicBool::new(false),
+        router: Mutex::new(None),
+        vnl: loc.text.clone(),
     }))
 }
 
@@ -111,6 +164,18 @@ mod tests {
     fn without_the_feature_the_feature_is_named() {
         let e = open_err("slirp://");
         assert!(e.contains("feature `slirp`"), "{e}");
+    }
+
+    #[cfg(feature = "slirp")]
+    #[test]
+    fn a_forward_libslirp_refuses_is_an_error_of_open() {
+        let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let e = open_err(&format!("slirp:///tcpfwd={port}:10.0.2.15:80"));
+        assert!(
+            e.contains(&format!("cannot forward tcp 0.0.0.0:{port}")),
+            "{e}"
+        );
     }
 
     #[cfg(feature = "slirp")]
