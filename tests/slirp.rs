@@ -329,8 +329,10 @@ impl Drop for Kill {
 }
 
 /// A daemon of the test's, by pid, killed on drop.
+#[cfg(feature = "slirp")]
 struct KillPid(String);
 
+#[cfg(feature = "slirp")]
 impl Drop for KillPid {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(&self.0).status();
