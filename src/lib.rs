@@ -14,6 +14,7 @@ pub mod frame;
 pub mod mgmt;
 pub mod server;
 pub mod sim;
+pub mod slirp;
 pub mod stream;
 pub mod sys;
 pub mod term;

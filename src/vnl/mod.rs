@@ -14,6 +14,7 @@ pub mod null;
 pub mod parse;
 pub mod ptp;
 pub mod quic;
+pub mod slirp;
 pub mod switch;
 pub mod tap;
 pub mod udp;
@@ -159,6 +160,12 @@ pub static SCHEMES: &[Scheme] = &[
         open: quic::open,
         example: "quic://host:4433/pin=SHA256:…",
         what: "a QUIC cable, peers pinned by certificate fingerprint; no host: listen",
+    },
+    Scheme {
+        name: "slirp",
+        open: slirp::open,
+        example: "slirp:///tcpfwd=8080:10.0.2.15:80",
+        what: "a router to the host's network: DHCP, NAT, DNS, port forwards (feature `slirp`)",
     },
 ];
 

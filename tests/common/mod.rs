@@ -113,6 +113,13 @@ impl Switch {
         Switch::launch(Command::new(bin), kind, dir, name, extra, Stdio::null())
     }
 
+    /// A switch started by `cmd` (our binary behind a wrapper such as
+    /// `unshare`); its stderr goes to NAME.log in `dir`.
+    pub fn start_cmd(cmd: Command, dir: &TempDir, name: &str, extra: &[&str]) -> Switch {
+        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).unwrap();
+        Switch::launch(cmd, Impl::Ours, dir, name, extra, log.into())
+    }
+
     /// Our switch started inside a network namespace (its control and
     /// management sockets are files, reachable from here); its stderr
     /// goes to NAME.log in `dir`.
