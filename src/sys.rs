@@ -62,6 +62,112 @@ pub fn read_signal(fd: &OwnedFd) -> Option<u32> {
 
 /// Detaches from the terminal like daemon(0, 0): fork, setsid, chdir /,
 /// stdio to /dev/null. Must be called before any thread is started.
+/// The child's side of [`daemonize_ready`]: says the parent whether the
+/// start-up that comes after the fork worked.
+pub struct Ready {
+    fd: Option<OwnedFd>,
+}
+
+impl Ready {
+    /// Start-up worked: the parent exits 0; stdin, stdout and stderr go to
+    /// /dev/null as with daemon(3).
+    pub fn ok(mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = write_fd(&fd, b"ok");
+        }
+        to_dev_null();
+    }
+
+    /// Start-up failed: the parent prints `why` on its stderr and exits 1.
+    pub fn fail(mut self, why: &str) {
+        if let Some(fd) = self.fd.take() {
+            let _ = write_fd(&fd, format!("ERR {why}").as_bytes());
+        }
+    }
+}
+
+fn write_fd(fd: &OwnedFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: writes from a live buffer to a descriptor we own.
+        let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+fn to_dev_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for target in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), target) };
+        }
+    }
+}
+
+/// Forks into the background like daemon(3) (a new session, the working
+/// directory `/`), but the parent waits until the child says whether its
+/// start-up worked ([`Ready`]) and exits 0 or 1 with the child's error, so
+/// that what fails after the fork is still reported where the command was
+/// run. Call while the process is single-threaded; the child goes on.
+pub fn daemonize_ready() -> io::Result<Ready> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: called while the process is single-threaded (the caller's
+    // contract), so the child may run on.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            drop(rd);
+            // SAFETY: plain system calls on this process.
+            unsafe {
+                libc::setsid();
+                libc::chdir(c"/".as_ptr());
+            }
+            Ok(Ready { fd: Some(wr) })
+        }
+        _ => {
+            drop(wr);
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                // SAFETY: reads into a live buffer from a descriptor we own.
+                let n = unsafe { libc::read(rd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n > 0 {
+                    answer.extend_from_slice(&buf[..n as usize]);
+                } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
+                {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if text == "ok" {
+                std::process::exit(0);
+            }
+            let why = text
+                .strip_prefix("ERR ")
+                .unwrap_or("the background process died while starting");
+            eprintln!("{why}");
+            std::process::exit(1);
+        }
+    }
+}
+
 pub fn daemonize() -> io::Result<()> {
     // SAFETY: called while the process is single-threaded, so forking is
     // sound; daemon(3) has no other preconditions.

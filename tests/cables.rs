@@ -963,3 +963,70 @@ fn a_ring_with_one_quic_cable_reroutes_around_it_when_silenced() {
         assert_eq!(copies(&cs, seq), vec![1, 1], "exactly once after the heal");
     }
 }
+
+/// `vde_switch -d` with a cable through the plug adapter (here a
+/// `vde://` plug into another switch): the cable opens after the fork, so
+/// its threads live in the daemon and frames cross both ways; a cable
+/// that cannot open is reported by the command itself (exit 1 and the
+/// reason), and the daemon leaves nothing behind.
+#[test]
+fn a_daemonized_switch_keeps_its_adapter_cables() {
+    use vde::core::PortRequest;
+    let dir = TempDir::new("daemon-cable");
+    let a = Switch::start(Impl::Ours, &dir, "a", &[]);
+    let (bctl, bpid) = (dir.path("b.ctl"), dir.path("b.pid"));
+    let vnl = format!("vde://{}", a.ctl.display());
+    let out = Command::new(OURS)
+        .args(["-d", "-s"])
+        .arg(&bctl)
+        .arg("-p")
+        .arg(&bpid)
+        .args(["--cable", &vnl])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pid: i32 = std::fs::read_to_string(&bpid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: a plain kill(2) of the daemon this test started.
+            unsafe { libc::kill(self.0, libc::SIGTERM) };
+        }
+    }
+    let _kill = Kill(pid);
+    assert!(wait_for(5, || active(&a) == 1), "the cable's port on a");
+    let ca = Client::connect(&a.ctl, PortRequest::Any, "ca").unwrap();
+    let cb = Client::connect(&bctl, PortRequest::Any, "cb").unwrap();
+    let mut through = false;
+    for seq in 0..50u8 {
+        ca.send(&frame([0xff; 6], mac(1), 80, seq));
+        cb.send(&frame([0xff; 6], mac(2), 80, seq));
+        std::thread::sleep(Duration::from_millis(50));
+        let (to_b, to_a) = (cb.drain(), ca.drain());
+        if to_b.iter().any(|f| f[6..12] == mac(1)) && to_a.iter().any(|f| f[6..12] == mac(2)) {
+            through = true;
+            break;
+        }
+    }
+    assert!(through, "frames cross the daemon's adapter cable both ways");
+
+    // a cable that cannot open: the command says why and exits 1
+    let cctl = dir.path("c.ctl");
+    let out = Command::new(OURS)
+        .args(["-d", "-s"])
+        .arg(&cctl)
+        .args(["--cable", "cryptcab://127.0.0.1:9/psk=/no/such/key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/key"), "{err}");
+    assert!(
+        wait_for(5, || !cctl.exists()),
+        "the failed daemon removed its socket"
+    );
+}

@@ -251,12 +251,34 @@ fn run() -> Result<()> {
             bail!("cannot read rc file {}", rc.display());
         }
     }
-    let server = Server::bind(opts).context("cannot start the switch")?;
-    if args.daemon {
-        vde::sys::daemonize().context("cannot become a daemon")?;
-    }
-    if let Some(p) = &pidfile {
-        write_pidfile(p).with_context(|| format!("cannot create pid file {}", p.display()))?;
+    let mut server = Server::bind(opts).context("cannot start the switch")?;
+    // Cables open after the fork into the background: they may start
+    // threads, which a fork would lose. The parent waits to hear whether
+    // they opened, so their errors still reach this terminal.
+    let ready = if args.daemon {
+        Some(vde::sys::daemonize_ready().context("cannot become a daemon")?)
+    } else {
+        None
+    };
+    let started = server
+        .open_cables()
+        .context("cannot start the switch")
+        .and_then(|()| match &pidfile {
+            Some(p) => {
+                write_pidfile(p).with_context(|| format!("cannot create pid file {}", p.display()))
+            }
+            None => Ok(()),
+        });
+    match (started, ready) {
+        (Ok(()), Some(ready)) => ready.ok(),
+        (Ok(()), None) => {}
+        (Err(e), Some(ready)) => {
+            ready.fail(&format!("vde_switch: {e:#}"));
+            // dropping the server removes what it made; the parent said why
+            drop(server);
+            std::process::exit(1);
+        }
+        (Err(e), None) => return Err(e),
     }
     let r = server.run();
     if let Some(p) = &pidfile {

@@ -145,7 +145,6 @@ impl Server {
         opts.ctl_dir = ctl_dir;
         let taps = opts.taps.clone();
         let cables = cables::Cables::new(registry);
-        let (dial, listen) = (opts.cables.clone(), opts.listens.clone());
         let mut server = Server {
             poll,
             sw,
@@ -178,17 +177,27 @@ impl Server {
                 });
             }
         }
+        Ok(server)
+    }
+
+    /// Opens the cables of `--cable` and `--listen`. Separate from
+    /// [`Server::bind`] because cables may start threads (a plug's
+    /// adapter, a listener's ticket socket, QUIC's runtime), which a fork
+    /// into the background would lose: `vde_switch -d` forks between the
+    /// two. On an error the server is dropped by the caller, which removes
+    /// what it made.
+    pub fn open_cables(&mut self) -> Result<(), SetupError> {
+        let (dial, listen) = (self.opts.cables.clone(), self.opts.listens.clone());
         let wanted = listen.iter().map(|v| (v, true));
         for (vnl, listen) in wanted.chain(dial.iter().map(|v| (v, false))) {
-            if let Err((_, why)) = server.cables.open(vnl, listen) {
-                // dropping the server removes what it made
+            if let Err((_, why)) = self.cables.open(vnl, listen) {
                 return Err(SetupError::Cable {
                     vnl: vnl.clone(),
                     why,
                 });
             }
         }
-        Ok(server)
+        Ok(())
     }
 
     /// A flag that stops `run` (within a second, or at once if the control
