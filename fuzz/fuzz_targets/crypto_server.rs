@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use vde_fuzz::{client, client_addr, handshake, messages, server, steer, T0};
+use vde_fuzz::{client_addr, client_of, handshake, messages, server, steer, T0};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let mut s = server(mode & 1 != 0);
     let mut index = None;
     if mode & 6 != 0 {
-        let mut c = client();
+        let mut c = client_of(mode & 1 != 0);
         let confirm = mode & 4 != 0;
         index = Some(handshake(&mut c, &mut s, confirm).server_index);
     }

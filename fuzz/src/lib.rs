@@ -50,15 +50,28 @@ pub fn client_addr() -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 7], 40000))
 }
 
-/// A client with a deterministic RNG (every draw gives the same bytes).
+/// A client with a deterministic RNG (every draw gives the same bytes), of
+/// a server in PSK-file mode.
 pub fn client() -> Client {
+    client_of(false)
+}
+
+/// A client of a server in PSK-file mode (`tickets` false: mac1 keyed by
+/// the PSK too) or ticket mode (the server's key came with the ticket).
+pub fn client_of(tickets: bool) -> Client {
+    let server = Identity::from_bytes(SERVER_STATIC).public();
+    let auth = if tickets {
+        ServerAuth::Ticket(server)
+    } else {
+        ServerAuth::Psk {
+            known: Some(server),
+            pin: None,
+        }
+    };
     Client::with_rng(
         Config::default(),
         Identity::from_bytes(CLIENT_STATIC),
-        ServerAuth::Psk {
-            known: Some(Identity::from_bytes(SERVER_STATIC).public()),
-            pin: None,
-        },
+        auth,
         KEY_ID,
         Psk::from_bytes(PSK),
         WALL,
