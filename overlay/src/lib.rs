@@ -9,6 +9,7 @@ pub use vde_crypto::PROTOCOL as CRYPTO_PROTOCOL;
 
 pub mod cryptcab;
 pub mod endpoint;
+pub mod keyfile;
 pub mod mss;
 pub mod quic;
 pub mod sys;

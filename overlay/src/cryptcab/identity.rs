@@ -6,15 +6,13 @@
 //! it lives: the `identity=` option or `--identity`, else `$VDE_IDENTITY`,
 //! else `$XDG_CONFIG_HOME/vde/identity`, else `~/.config/vde/identity`.
 
-use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use vde_crypto::Identity;
 use zeroize::Zeroizing;
 
-use crate::sys;
+use crate::keyfile;
 
 const HEADER: &str = "vde-crypto/2 identity ";
 
@@ -68,41 +66,16 @@ pub fn load_or_create(path: Option<&Path>) -> io::Result<Identity> {
 /// Reads an identity file, refusing one others may read or that is not
 /// ours.
 pub fn load(path: &Path) -> io::Result<Identity> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    let m = f.metadata()?;
-    if !m.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    if m.uid() != sys::euid() {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("owned by uid {}, not by this user", m.uid()),
-        ));
-    }
-    if m.mode() & 0o077 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "mode {:04o}: others may read this private key (chmod 600 it)",
-                m.mode() & 0o7777
-            ),
-        ));
-    }
-    // room for the whole (bounded) read: no reallocation leaves a copy
-    let mut text = Zeroizing::new(String::with_capacity(257));
-    (&mut f).take(256).read_to_string(&mut text)?;
-    parse(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not an identity file (want one line \"{HEADER}<64 hex digits>\")"),
-        )
-    })
+    let bytes = keyfile::read_private(path, 256)?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(parse)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not an identity file (want one line \"{HEADER}<64 hex digits>\")"),
+            )
+        })
 }
 
 fn parse(text: &str) -> Option<Identity> {
@@ -117,33 +90,9 @@ fn parse(text: &str) -> Option<Identity> {
     Some(Identity::from_bytes(*bytes))
 }
 
-/// Writes `id` to `path`, which must not exist: through a private temp
-/// file made with O_EXCL|O_NOFOLLOW, linked into place (so a reader never
-/// sees half a file, and two processes making one at once keep one).
+/// Writes `id` to `path`, which must not exist (see
+/// [`keyfile::create_private`]).
 fn create(path: &Path, id: &Identity) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut salt = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-        .map_err(|_| io::Error::other("no randomness from the system"))?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp{:016x}", u64::from_le_bytes(salt)));
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
     let secret = id.secret_bytes();
     let mut line = Zeroizing::new(String::with_capacity(HEADER.len() + 65));
     line.push_str(HEADER);
@@ -152,16 +101,13 @@ fn create(path: &Path, id: &Identity) -> io::Result<()> {
         line.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
     line.push('\n');
-    let written = f.write_all(line.as_bytes()).and_then(|()| f.sync_all());
-    drop(f);
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    linked
+    keyfile::create_private(path, line.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
 
     fn tmpdir(tag: &str) -> PathBuf {

@@ -10,9 +10,7 @@
 //! certificate hashes to a pinned fingerprint; signatures are checked by
 //! rustls (ring) as for any TLS 1.3 handshake.
 
-use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -83,7 +81,7 @@ pub fn load_or_create(path: Option<&Path>) -> io::Result<Certified> {
         .map_err(|e| io::Error::other(format!("cannot make a certificate: {e}")))?;
     let mut pem = Zeroizing::new(made.cert.pem());
     pem.push_str(&made.signing_key.serialize_pem());
-    match create(&path, pem.as_bytes()) {
+    match crate::keyfile::create_private(&path, pem.as_bytes()) {
         Ok(()) => {
             let c = load(&path).map_err(ctx)?;
             tracing::info!(
@@ -102,34 +100,7 @@ pub fn load_or_create(path: Option<&Path>) -> io::Result<Certified> {
 /// Reads a certificate file, refusing one others may read or that is not
 /// ours.
 pub fn load(path: &Path) -> io::Result<Certified> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    let m = f.metadata()?;
-    if !m.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    if m.uid() != crate::sys::euid() {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("owned by uid {}, not by this user", m.uid()),
-        ));
-    }
-    if m.mode() & 0o077 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "mode {:04o}: others may read this private key (chmod 600 it)",
-                m.mode() & 0o7777
-            ),
-        ));
-    }
-    let mut text = Zeroizing::new(Vec::new());
-    (&mut f).take(64 * 1024).read_to_end(&mut text)?;
+    let text = crate::keyfile::read_private(path, 64 * 1024)?;
     let bad = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -143,38 +114,6 @@ pub fn load(path: &Path) -> io::Result<Certified> {
         key,
         path: path.to_path_buf(),
     })
-}
-
-/// Writes `contents` to `path`, which must not exist, through a private
-/// temp file linked into place.
-fn create(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    let mut salt = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-        .map_err(|_| io::Error::other("no randomness from the system"))?;
-    let mut name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
-        .to_os_string();
-    name.push(format!(".tmp{:016x}", u64::from_le_bytes(salt)));
-    let tmp = path.with_file_name(name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    let written = f.write_all(contents).and_then(|()| f.sync_all());
-    drop(f);
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    linked
 }
 
 /// Parses a pinned fingerprint: `SHA256:` and 43 base64 characters (as
@@ -434,6 +373,7 @@ pub fn server_config(me: &Certified, pins: Arc<Pins>) -> io::Result<rustls::Serv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
 
     fn tmpdir(tag: &str) -> PathBuf {
