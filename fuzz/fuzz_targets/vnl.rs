@@ -1,6 +1,7 @@
 //! Virtual Network Locators: the scheme split, nesting, quoting and
 //! escapes, path-style and address-style options, and the parsers of the
-//! schemes that take more than a path (cryptcab, vxvde, udp). Parsing
+//! schemes that take more than a path (cryptcab, quic, slirp, vxvde,
+//! udp). Parsing
 //! opens nothing and never panics.
 #![no_main]
 
@@ -8,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use vde::vnl::parse::{
     addr_style, addr_style_paths, parse_size, path_style, split_nested, unescape,
 };
-use vde::vnl::{cryptcab, node, vde as vde_scheme, vxvde, Locator};
+use vde::slirp::options as slirp_options;
+use vde::vnl::{cryptcab, node, quic, vde as vde_scheme, vxvde, Locator};
 use vde_overlay::udp::UdpSpec;
 
 fn group_gid(name: &str) -> Option<u32> {
@@ -39,4 +41,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(cfg.port > 0 && cfg.ttl <= 255);
     }
     let _ = loc.rest.parse::<UdpSpec>();
+    let _ = quic::spec(&loc);
+    let _ = slirp_options::from_locator(&loc);
+    let _ = slirp_options::parse_net(&loc.rest);
+    let _ = slirp_options::parse_forward(&loc.rest, false);
+    let _ = slirp_options::parse_forward(&loc.rest, true);
+    let _ = slirp_options::parse_guestfwd(&loc.rest, std::net::Ipv4Addr::new(10, 0, 2, 4), true);
 });
